@@ -1,0 +1,74 @@
+"""Metrics for multi-label tagging: per-tag P/R/F1, ROC-AUC, PR-AUC, ECE, threshold search.
+
+numpy and scikit-learn only: the evaluation of a served bundle must not need torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| of equal-width probability bins, weighted by bin size."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if len(y) == 0:
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            error += members.mean() * abs(y[members].mean() - p[members].mean())
+    return float(error)
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+    y = np.asarray(y, dtype=int)
+    predicted = np.asarray(p) >= threshold
+    tp = int((predicted & (y == 1)).sum())
+    fp = int((predicted & (y == 0)).sum())
+    fn = int((~predicted & (y == 1)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    both_classes = 0 < y.sum() < len(y)
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "roc_auc": round(float(roc_auc_score(y, p)), 4) if both_classes else None,
+        "pr_auc": round(float(average_precision_score(y, p)), 4) if both_classes else None,
+        "ece": round(expected_calibration_error(y, p), 4),
+        "support": int(y.sum()),
+        "n": int(len(y)),
+    }
+
+
+def multilabel_metrics(
+    y: np.ndarray, probs: np.ndarray, labels: Sequence[str], thresholds: Sequence[float]
+) -> dict:
+    """Per-tag metrics plus macro-F1 (mean over tags) for one set of rows."""
+    per_tag = {
+        label: binary_metrics(y[:, i], probs[:, i], thresholds[i]) for i, label in enumerate(labels)
+    }
+    macro_f1 = float(np.mean([per_tag[label]["f1"] for label in labels])) if len(y) else 0.0
+    return {"macro_f1": round(macro_f1, 4), "n": int(len(y)), "tags": per_tag}
+
+
+def best_f1_threshold(y: np.ndarray, p: np.ndarray, target_precision: float | None = None) -> float:
+    """Threshold maximising F1, or the lowest one reaching `target_precision` when any does."""
+    y = np.asarray(y, dtype=int)
+    if y.sum() == 0:
+        return 0.5
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    if target_precision is not None:
+        reaching = np.nonzero(precision >= target_precision)[0]
+        if len(reaching):
+            return float(thresholds[reaching[0]])
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    return float(thresholds[int(np.argmax(f1))])

@@ -1,0 +1,90 @@
+"""The tagger network: a pretrained encoder, pooling, and one logit per tag.
+
+Mean pooling by default: e5 was pretrained with mean pooling and has no trained pooler or CLS
+objective, so the mean of token states is where its sentence meaning lives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+POOLER_MODELS = {"bert", "xlm-roberta", "roberta", "camembert"}
+
+
+class Tagger(nn.Module):
+    def __init__(self, encoder: nn.Module, hidden_size: int, num_labels: int, pooling: str, dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # Explicit zeros: some exporters otherwise bake a fixed-length token_type buffer into the graph.
+        token_type_ids = torch.zeros_like(input_ids)
+        states = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        if self.pooling == "cls":
+            pooled = states[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+
+def build_tagger(config: TrainConfig) -> Tagger:
+    """Load the base encoder (any HF id or local path) and put a fresh head on it."""
+    from transformers import AutoConfig, AutoModel
+
+    encoder_config = AutoConfig.from_pretrained(config.base_model)
+    # BERT-family models otherwise build an unused, randomly initialised pooler.
+    pooler_off = {"add_pooling_layer": False} if encoder_config.model_type in POOLER_MODELS else {}
+    encoder = AutoModel.from_pretrained(config.base_model, **pooler_off)
+    model = Tagger(encoder, encoder_config.hidden_size, len(config.labels), config.pooling, config.dropout)
+    if config.freeze_embeddings:
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    log.info("model %s: %.1fM parameters, %.1fM trainable", config.base_model, total / 1e6, trainable / 1e6)
+    return model
+
+
+def save_base_tokenizer(base_model: str, out_path: Path) -> Path:
+    """Write the base model's fast tokenizer as tokenizer.json: the file training and serving share."""
+    local = Path(base_model) / "tokenizer.json"
+    if local.is_file():
+        out_path.write_bytes(local.read_bytes())
+        return out_path
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{base_model}: a fast tokenizer (tokenizer.json) is needed for serving")
+    tokenizer.backend_tokenizer.save(str(out_path))
+    return out_path
+
+
+def save_checkpoint(path: Path, model: Tagger, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), **state}, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def load_model_state(path: Path, model: Tagger) -> dict:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(checkpoint["model"])
+    return checkpoint
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))

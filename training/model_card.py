@@ -1,0 +1,117 @@
+"""MODEL_CARD.md for a bundle: limitations first, then metrics tables, PR curves and calibration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serving.bundle import BundleMeta
+
+
+@dataclass
+class EvalSet:
+    name: str
+    report: dict
+    y: np.ndarray
+    probs: np.ndarray
+
+
+LIMITATIONS = """\
+## Intended use
+Aggregate measurement of how a community receives newcomers: rates of welcoming, curious and hostile
+comments per thread and community over time, and a queue of threads for human moderators to review.
+
+## Limitations and bias (read before use)
+- **Not for automated punishment.** Scores are probabilities from a small model trained mostly on
+  hand-written seed comments; a hostile score is a reason for a human to look, never a verdict.
+- **Languages.** Seeds cover 15 languages; English and Chinese have the most rows. Other languages,
+  dialects, code-mixing and romanised scripts are weaker; per-language metrics below are on small sets.
+- **Hard cases.** Sarcasm, counter-speech (quoting hate to reject it), negation and reclaimed slurs
+  are where the model errs most; identity mentions alone should not be hostile, but check the
+  per-language numbers and the challenge rows before relying on it.
+- **Domain shift.** Thresholds were calibrated on the dev split named in the metrics; real comment
+  streams (e.g. 75% neutral) shift precision. Re-calibrate on your own labelled data.
+- **Truncation.** Text beyond the model window (`max_length` tokens) is not read.
+"""
+
+
+def _table(report: dict) -> list[str]:
+    lines = ["| tag | support | precision | recall | F1 | ROC-AUC | PR-AUC | ECE |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for tag, m in report["overall"]["tags"].items():
+        cells = [m["support"]] + [("-" if m[k] is None else f"{m[k]:.3f}")
+                                  for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "ece")]
+        lines.append(f"| {tag} | " + " | ".join(str(c) for c in cells) + " |")
+    lines.append(f"\nmacro-F1 **{report['overall']['macro_f1']:.3f}** on {report['overall']['n']} rows.\n")
+    tags = list(report["overall"]["tags"])
+    lines += ["| lang | rows | " + " | ".join(f"{t} F1 (n+)" for t in tags) + " | macro-F1 |",
+              "|---|---:|" + "---:|" * (len(tags) + 1)]
+    for lang, m in report["by_lang"].items():
+        cells = [f"{m['tags'][t]['f1']:.3f} ({m['tags'][t]['support']})" for t in tags]
+        lines.append(f"| {lang} | {m['n']} | " + " | ".join(cells) + f" | {m['macro_f1']:.3f} |")
+    return lines
+
+
+def plot_curves(folder: Path, labels: list[str], sets: list[EvalSet]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    fig, axes = plt.subplots(1, len(labels), figsize=(4 * len(labels), 3.6), squeeze=False)
+    for i, label in enumerate(labels):
+        ax = axes[0][i]
+        for s in sets:
+            if 0 < s.y[:, i].sum() < len(s.y):
+                precision, recall, _ = precision_recall_curve(s.y[:, i], s.probs[:, i])
+                ax.plot(recall, precision, label=s.name)
+        ax.set(title=f"{label}: precision-recall", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "pr_curves.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(labels), figsize=(4 * len(labels), 3.6), squeeze=False)
+    edges = np.linspace(0, 1, 11)
+    for i, label in enumerate(labels):
+        ax = axes[0][i]
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        for s in sets:
+            bins = np.clip(np.digitize(s.probs[:, i], edges[1:-1]), 0, 9)
+            xs = [s.probs[bins == b, i].mean() for b in range(10) if (bins == b).any()]
+            ys = [s.y[bins == b, i].mean() for b in range(10) if (bins == b).any()]
+            ax.plot(xs, ys, marker="o", label=s.name)
+        ax.set(title=f"{label}: reliability", xlabel="predicted probability", ylabel="observed rate",
+               xlim=(0, 1), ylim=(0, 1))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "calibration.png", dpi=110)
+    plt.close(fig)
+    return ["pr_curves.png", "calibration.png"]
+
+
+def write_model_card(folder: Path, meta: BundleMeta, sets: list[EvalSet], data_counts: dict[str, int]) -> Path:
+    plots = plot_curves(folder, list(meta.labels), sets)
+    lines = [f"# Model card: {meta.name} ({meta.version})", "",
+             "Tags each comment **welcoming**, **curious** and/or **hostile** (none = neutral), per the",
+             "project's label guide. One sigmoid per tag, temperature-calibrated, per-tag thresholds.", "",
+             LIMITATIONS, "## Model", "",
+             f"- base model: `{meta.base_model}`; max_length {meta.max_length}; text prefix `{meta.text_prefix!r}`",
+             f"- served file: `{meta.model_file}` (ONNX; int8 dynamic quantization unless stated otherwise)",
+             f"- thresholds: {meta.thresholds}", f"- temperatures: {meta.temperatures}",
+             f"- training data: {data_counts} rows per split; data digest `{meta.data_digest}`",
+             f"- training config digest `{meta.training_config_digest}`; created {meta.created_at.isoformat()}", ""]
+    if "int8" in meta.metrics:
+        lines.append(f"- int8 vs fp32 on dev: {meta.metrics['int8']}")
+    if "parity" in meta.metrics:
+        lines.append(f"- fp32 ONNX vs torch parity: {meta.metrics['parity']}")
+    lines.append("")
+    for s in sets:
+        lines += [f"## Metrics: {s.name}", "", *_table(s.report), ""]
+    lines += ["## Curves", "", *(f"![{p}]({p})" for p in plots), ""]
+    path = folder / "MODEL_CARD.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,219 @@
+"""Fine-tune the tagger: multi-label BCE, dev evaluation each epoch, early stopping, resumable.
+
+Usage (the `fit` stage alone): `belong fit --prepared runs/NAME/prepared.jsonl --work runs/NAME`.
+Writes into the work folder: `tokenizer.json`, `config.json`, `last.pt` (resume point) and
+`best.pt` (best dev macro-F1), plus `history.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from serving.predictor import load_tokenizer, pad_id_of
+from training.config import TrainConfig
+from training.data import Row
+from training.metrics import best_f1_threshold, multilabel_metrics
+from training.model import Tagger, build_tagger, load_model_state, save_base_tokenizer, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(config: TrainConfig) -> torch.device:
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def encode_rows(tokenizer, rows: Sequence[Row], config: TrainConfig) -> list[list[int]]:
+    encodings = tokenizer.encode_batch([config.text_prefix + row.text for row in rows])
+    return [list(e.ids) for e in encodings]
+
+
+def collate(ids: Sequence[list[int]], labels: np.ndarray, pad_id: int) -> Batch:
+    """Dynamic padding: each batch is only as wide as its longest row."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = torch.tensor(x)
+        mask[row, : len(x)] = 1
+    return Batch(input_ids, mask, torch.tensor(labels, dtype=torch.float32))
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffle, then sort within windows of 50 batches: random batches with little padding."""
+    order = rng.permutation(len(lengths))
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return [list(map(int, b)) for b in batches]
+
+
+@torch.no_grad()
+def predict_logits(model: Tagger, ids: Sequence[list[int]], pad_id: int, device: torch.device | None = None,
+                   batch_size: int = 64) -> np.ndarray:
+    device = device or torch.device("cpu")
+    model.eval()
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = np.zeros((len(ids), model.head.out_features), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = collate([ids[i] for i in chunk], np.zeros((len(chunk), out.shape[1])), pad_id)
+        logits = model(batch.input_ids.to(device), batch.attention_mask.to(device))
+        out[chunk] = logits.float().cpu().numpy()
+    return out
+
+
+def dev_score(logits: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict:
+    """Dev macro-F1 with each tag at its best threshold: the operating point calibration will pick."""
+    probs = 1 / (1 + np.exp(-logits))
+    thresholds = [best_f1_threshold(y[:, i], probs[:, i]) for i in range(len(labels))]
+    return multilabel_metrics(y, probs, labels, thresholds)
+
+
+def pos_weights(y: np.ndarray, cap: float) -> torch.Tensor:
+    positives = y.sum(axis=0)
+    negatives = len(y) - positives
+    return torch.tensor(np.clip(negatives / np.maximum(positives, 1), 1.0, cap), dtype=torch.float32)
+
+
+def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig, work: Path,
+        *, resume: bool = False) -> dict:
+    """Train and keep the best checkpoint by dev macro-F1. Returns the training history."""
+    if not train_rows or not dev_rows:
+        raise ValueError(f"need train and dev rows, got {len(train_rows)} train and {len(dev_rows)} dev")
+    work.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config)
+    config.save(work / "config.json")
+    tokenizer_path = save_base_tokenizer(config.base_model, work / "tokenizer.json")
+    tokenizer = load_tokenizer(tokenizer_path, config.max_length)
+    pad_id = pad_id_of(tokenizer)
+
+    labels = list(config.labels)
+    train_ids, dev_ids = encode_rows(tokenizer, train_rows, config), encode_rows(tokenizer, dev_rows, config)
+    y_train = np.array([r.label_vector(labels) for r in train_rows], dtype=np.float32)
+    y_dev = np.array([r.label_vector(labels) for r in dev_rows], dtype=np.float32)
+
+    model = build_tagger(config).to(device)
+    head_params = list(model.head.parameters())
+    encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": encoder_params, "lr": config.learning_rate},
+            {"params": head_params, "lr": config.head_learning_rate},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = -(-len(train_ids) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    warmup = int(total_steps * config.warmup_ratio)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    loss_fn = torch.nn.BCEWithLogitsLoss(
+        pos_weight=pos_weights(y_train, config.max_pos_weight).to(device) if config.class_weights else None
+    )
+
+    state = {"epoch": 0, "step": 0, "best_f1": -1.0, "stale": 0, "history": []}
+    if resume and (work / "last.pt").is_file():
+        checkpoint = load_model_state(work / "last.pt", model)
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        state = checkpoint["state"]
+        torch.set_rng_state(checkpoint["torch_rng"])
+        log.info("resumed from %s at epoch %d, step %d", work / "last.pt", state["epoch"], state["step"])
+
+    lengths = [len(x) for x in train_ids]
+    while state["epoch"] < config.epochs and not (config.max_steps and state["step"] >= config.max_steps):
+        epoch = state["epoch"]
+        model.train()
+        rng = np.random.default_rng(config.seed + epoch)  # the epoch's order is reproducible on resume
+        batches = length_grouped_batches(lengths, config.batch_size, rng)
+        started, seen, running = time.perf_counter(), 0, 0.0
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                   disable=os.environ.get("BELONG_NO_PROGRESS") == "1")
+        for batch_index in bar:
+            batch = collate([train_ids[i] for i in batch_index], y_train[batch_index], pad_id)
+            logits = model(batch.input_ids.to(device), batch.attention_mask.to(device))
+            loss = loss_fn(logits, batch.labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            state["step"] += 1
+            seen += len(batch_index)
+            running = 0.9 * running + 0.1 * loss.item() if running else loss.item()
+            bar.set_postfix(loss=f"{running:.4f}", ex_s=f"{seen / (time.perf_counter() - started):.1f}")
+            if config.max_steps and state["step"] >= config.max_steps:
+                break
+        elapsed = time.perf_counter() - started
+        report = dev_score(predict_logits(model, dev_ids, pad_id, device), y_dev, labels)
+        entry = {
+            "epoch": epoch + 1, "step": state["step"], "loss": round(running, 4),
+            "examples_per_s": round(seen / elapsed, 2), "dev_macro_f1": report["macro_f1"],
+            "dev_f1": {label: report["tags"][label]["f1"] for label in labels},
+        }
+        state["history"].append(entry)
+        log.info("epoch %d: loss %.4f, %.1f ex/s, dev macro-F1 %.4f %s", epoch + 1, running,
+                 entry["examples_per_s"], report["macro_f1"], entry["dev_f1"])
+        state["epoch"] = epoch + 1
+        if report["macro_f1"] > state["best_f1"]:
+            state["best_f1"], state["stale"] = report["macro_f1"], 0
+            save_checkpoint(work / "best.pt", model, epoch=epoch + 1, dev=report)
+        else:
+            state["stale"] += 1
+        save_checkpoint(work / "last.pt", model, optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), state=state, torch_rng=torch.get_rng_state())
+        if state["stale"] > config.early_stopping_patience:
+            log.info("early stopping: dev macro-F1 has not improved for %d epoch(s)", state["stale"])
+            break
+    (work / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n", encoding="utf-8")
+    return {"history": state["history"], "best_dev_macro_f1": state["best_f1"]}
+
+
+def load_trained(work: Path) -> tuple[Tagger, TrainConfig]:
+    """The best checkpoint of a finished `fit`, on CPU, in eval mode."""
+    config = TrainConfig.from_dict(json.loads((work / "config.json").read_text(encoding="utf-8")))
+    model = build_tagger(config)
+    load_model_state(work / "best.pt", model)
+    model.eval()
+    return model, config
