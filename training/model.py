@@ -63,15 +63,34 @@ def save_base_tokenizer(base_model: str, out_path: Path) -> Path:
     """Write the base model's fast tokenizer as tokenizer.json: the file training and serving share."""
     local = Path(base_model) / "tokenizer.json"
     if local.is_file():
-        out_path.write_bytes(local.read_bytes())
-        return out_path
-    from transformers import AutoTokenizer
+        spec = json.loads(local.read_text(encoding="utf-8"))
+    else:
+        from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"{base_model}: a fast tokenizer (tokenizer.json) is needed for serving")
-    tokenizer.backend_tokenizer.save(str(out_path))
+        tokenizer = AutoTokenizer.from_pretrained(base_model)
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(f"{base_model}: a fast tokenizer (tokenizer.json) is needed for serving")
+        spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    out_path.write_text(json.dumps(unmatchable_special_pieces(spec), ensure_ascii=False), encoding="utf-8")
     return out_path
+
+
+def unmatchable_special_pieces(spec: dict) -> dict:
+    """Stop a Unigram lattice from reading "<s>" typed in a comment as the control token.
+
+    SentencePiece never matches control pieces from text, but tokenizers' Unigram keeps them in its
+    vocabulary with score 0 (the best score), so literal "<s>" became id 0. A hugely negative score
+    makes the lattice spell it from ordinary pieces, as SentencePiece does; the post-processor still
+    adds the real control tokens by id.
+    """
+    model = spec.get("model", {})
+    if model.get("type") != "Unigram":
+        return spec
+    special = {t["content"] for t in spec.get("added_tokens", []) if t.get("special")}
+    unk_id = model.get("unk_id")
+    model["vocab"] = [[piece, -1e6 if piece in special and index != unk_id else score]
+                      for index, (piece, score) in enumerate(model["vocab"])]
+    return spec
 
 
 def save_checkpoint(path: Path, model: Tagger, **state) -> None:

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from training.calibrate import calibrate, fit_temperature
+from training.metrics import best_f1_threshold, binary_metrics, expected_calibration_error
+
+
+def test_temperature_recovers_known_scale():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, 20000)
+    y = (rng.random(20000) < 1 / (1 + np.exp(-true_logits))).astype(float)
+    # An overconfident model: logits 3x too large. The fitted temperature should undo it.
+    assert fit_temperature(true_logits * 3, y) == pytest.approx(3.0, rel=0.08)
+
+
+def test_calibration_lowers_ece_and_picks_thresholds():
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(-1, 2, (5000, 3))
+    y = (rng.random((5000, 3)) < 1 / (1 + np.exp(-true_logits))).astype(float)
+    result = calibrate(true_logits * 4, y, ["welcoming", "curious", "hostile"])
+    before = expected_calibration_error(y[:, 0], 1 / (1 + np.exp(-true_logits[:, 0] * 4)))
+    calibrated = 1 / (1 + np.exp(-true_logits[:, 0] * 4 / result["temperatures"]["welcoming"]))
+    assert expected_calibration_error(y[:, 0], calibrated) < before / 2
+    assert set(result["thresholds"]) == {"welcoming", "curious", "hostile"}
+    assert all(0 < t < 1 for t in result["thresholds"].values())
+
+
+def test_threshold_for_target_precision():
+    y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    assert best_f1_threshold(y, p) == pytest.approx(0.4)
+    assert best_f1_threshold(y, p, target_precision=1.0) == pytest.approx(0.6)
+
+
+def test_binary_metrics_by_hand():
+    m = binary_metrics(np.array([1, 1, 0, 0]), np.array([0.9, 0.2, 0.8, 0.1]), 0.5)
+    assert (m["precision"], m["recall"], m["f1"], m["support"]) == (0.5, 0.5, 0.5, 2)
+    assert m["roc_auc"] == 0.75
