@@ -1,0 +1,56 @@
+# belonging: `make run` builds everything and starts the server; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BASE := models/base/multilingual-e5-small
+BUNDLE := models/default
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+
+.PHONY: run install model base test test-slow bench lint splits seeds-table
+
+run: model
+	@echo "API key for local use (shown once; stored hashed in var/):"
+	@$(BIN)/belong keys create --scopes score,read,admin
+	$(BIN)/belong serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
+
+install: $(VENV)/.installed
+
+# torch==2.13.0 (pinned in pyproject) is the CPU wheel on this machine's disk: no multi-GB CUDA pull.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	touch $@
+
+base: install $(BASE)/config.json
+
+$(BASE)/config.json:
+	$(BIN)/belong base import --out $(BASE)
+
+model: base $(BUNDLE)/bundle.json
+
+$(BUNDLE)/bundle.json:
+	$(BIN)/belong train --data seeds --out $(BUNDLE) --eval-data ../shared/data/rednote_dev.jsonl
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: base
+	$(BIN)/python -m pytest -q -m slow
+
+bench: model
+	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/serve_bench.py --bundle $(BUNDLE)
+
+lint: install
+	$(BIN)/ruff check training serving belonging_cli tests bench scripts
+	$(BIN)/mypy serving
+
+splits: install
+	$(BIN)/belong splits --data seeds --out data/splits.jsonl
+
+seeds-table: install
+	$(BIN)/python scripts/seeds_table.py --write seeds/README.md
