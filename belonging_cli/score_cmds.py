@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
             def flush() -> None:
                 usable = [r for r in pending if "error" not in r]
-                for record, prediction in zip(usable, predictor.predict([r["text"] for r in usable])):
+                for record, prediction in zip(usable, predictor.predict([r["text"] for r in usable]), strict=True):
                     record["scores"], record["tags"] = prediction.scores, prediction.tags
                 for record in pending:
                     sink.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 DATA_HELP = "A .jsonl/.csv/.parquet file or a folder of them; repeat for several."
 
 
-def _config(config_file: Optional[Path], **overrides):
+def _config(config_file: Path | None, **overrides):
     from training.config import TrainConfig
 
     try:
@@ -40,19 +39,20 @@ def register(app: typer.Typer) -> None:
     def train(
         data: list[Path] = typer.Option(..., "--data", help=DATA_HELP),
         out: Path = typer.Option(..., "--out", help="Bundle folder to write, e.g. models/NAME."),
-        config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file with training settings."),
-        base: Optional[str] = typer.Option(None, "--base", help="Base model: HF id or local path."),
-        epochs: Optional[int] = typer.Option(None),
-        max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimiser steps."),
-        batch_size: Optional[int] = typer.Option(None),
-        learning_rate: Optional[float] = typer.Option(None, "--lr"),
-        max_length: Optional[int] = typer.Option(None),
-        seed: Optional[int] = typer.Option(None),
-        device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
-        work: Optional[Path] = typer.Option(None, help="Work folder for stage files (default runs/NAME)."),
-        splits: Optional[Path] = typer.Option(Path("data/splits.jsonl"), help="Committed split assignment."),
+        config_file: Path | None = typer.Option(None, "--config", help="TOML file with training settings."),
+        base: str | None = typer.Option(None, "--base", help="Base model: HF id or local path."),
+        epochs: int | None = typer.Option(None),
+        max_steps: int | None = typer.Option(None, help="Stop after this many optimiser steps."),
+        batch_size: int | None = typer.Option(None),
+        learning_rate: float | None = typer.Option(None, "--lr"),
+        max_length: int | None = typer.Option(None),
+        seed: int | None = typer.Option(None),
+        device: str | None = typer.Option(None, help="auto, cpu or cuda."),
+        work: Path | None = typer.Option(None, help="Work folder for stage files (default runs/NAME)."),
+        splits: Path | None = typer.Option(Path("data/splits.jsonl"), help="Committed split assignment."),
         calibrate_on: list[Path] = typer.Option([], "--calibrate-on", help="Calibrate on these files, not dev."),
         eval_data: list[Path] = typer.Option([], "--eval-data", help="Extra labelled files for the model card."),
+        monitor: list[Path] = typer.Option([], "--monitor", help="Labelled files scored each epoch (history only)."),
         strict: bool = typer.Option(False, help="Stop at the first bad row instead of skipping it."),
         resume: bool = typer.Option(False, help="Continue from the work folder's last checkpoint."),
     ) -> None:
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
                          seed=seed, device=device)
         try:
             run_all(data, out, config, work=work, strict=strict, resume=resume, assignment_file=splits,
-                    calibration_data=calibrate_on, eval_data=eval_data)
+                    calibration_data=calibrate_on, eval_data=eval_data, monitor=monitor)
         except DataError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
     def prepare(
         data: list[Path] = typer.Option(..., "--data", help=DATA_HELP),
         work: Path = typer.Option(..., help="Work folder, e.g. runs/NAME."),
-        config_file: Optional[Path] = typer.Option(None, "--config"),
-        splits: Optional[Path] = typer.Option(Path("data/splits.jsonl"), help="Committed split assignment."),
+        config_file: Path | None = typer.Option(None, "--config"),
+        splits: Path | None = typer.Option(Path("data/splits.jsonl"), help="Committed split assignment."),
         strict: bool = typer.Option(False),
     ) -> None:
         """Stage 1: load, validate, deduplicate and split into WORK/prepared.jsonl."""
@@ -92,10 +92,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def fit(
         work: Path = typer.Option(..., help="Work folder holding prepared.jsonl."),
-        config_file: Optional[Path] = typer.Option(None, "--config"),
-        base: Optional[str] = typer.Option(None, "--base"),
-        epochs: Optional[int] = typer.Option(None),
-        max_steps: Optional[int] = typer.Option(None),
+        config_file: Path | None = typer.Option(None, "--config"),
+        base: str | None = typer.Option(None, "--base"),
+        epochs: int | None = typer.Option(None),
+        max_steps: int | None = typer.Option(None),
         resume: bool = typer.Option(False),
     ) -> None:
         """Stage 2: fine-tune; keeps WORK/best.pt."""
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
     def write_splits(
         data: list[Path] = typer.Option([Path("seeds")], "--data", help=DATA_HELP),
         out: Path = typer.Option(Path("data/splits.jsonl")),
-        config_file: Optional[Path] = typer.Option(None, "--config"),
+        config_file: Path | None = typer.Option(None, "--config"),
     ) -> None:
         """(Re)write the committed split assignment; ids already assigned keep their split."""
         from training.data import assign_splits, deduplicate, load_rows, read_assignment, write_assignment

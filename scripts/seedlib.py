@@ -60,7 +60,8 @@ def near_duplicates(texts: list[str], threshold: float = 0.8) -> list[tuple[int,
     union = sizes[shared.row] + sizes[shared.col] - shared.data
     jaccard = shared.data / np.maximum(union, 1)
     hits = jaccard >= threshold
-    return sorted(zip(shared.row[hits].tolist(), shared.col[hits].tolist(), jaccard[hits].round(3).tolist()))
+    found = zip(shared.row[hits].tolist(), shared.col[hits].tolist(), jaccard[hits].round(3).tolist(), strict=True)
+    return sorted(found)
 
 
 # Country, nationality and city words whose swap would make a "new" row out of an old one.

@@ -31,7 +31,8 @@ def render_tables(seeds: dict[str, list[dict]]) -> str:
             c["kind"] += bool(row.get("kind"))
         total.update(c)
         lines.append(f"| {lang} | " + " | ".join(str(c[k]) for k in ("rows", *TAGS, "neutral", "wc", "kind")) + " |")
-    lines.append("| **all** | " + " | ".join(f"**{total[k]}**" for k in ("rows", *TAGS, "neutral", "wc", "kind")) + " |")
+    columns = ("rows", *TAGS, "neutral", "wc", "kind")
+    lines.append("| **all** | " + " | ".join(f"**{total[k]}**" for k in columns) + " |")
     kinds = Counter(row["kind"] for rows in seeds.values() for row in rows if row.get("kind"))
     common = [k for k, n in kinds.most_common() if n >= 10]
     lines += ["", "Rows per language and hard-case kind (kinds used 10+ times; the rest under *other*):", "",

@@ -76,11 +76,12 @@ def read_prepared(work: Path) -> dict[str, list[Row]]:
     return by_split(load_rows([path], strict=True).rows)
 
 
-def fit_stage(work: Path, config: TrainConfig, *, resume: bool = False) -> dict:
+def fit_stage(work: Path, config: TrainConfig, *, resume: bool = False, monitor: Sequence[Path] = ()) -> dict:
     from training.train import fit
 
     splits = read_prepared(work)
-    return fit(splits["train"], splits["dev"], config, work, resume=resume)
+    monitor_rows = load_rows(monitor, strict=True).rows if monitor else []
+    return fit(splits["train"], splits["dev"], config, work, resume=resume, monitor_rows=monitor_rows)
 
 
 def calibrate_stage(work: Path, calibration_data: Sequence[Path] = ()) -> dict:
@@ -144,10 +145,11 @@ def card_stage(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
 
 def run_all(data: Sequence[Path], out: Path, config: TrainConfig, *, work: Path | None = None,
             strict: bool = False, resume: bool = False, assignment_file: Path | None = DEFAULT_ASSIGNMENT,
-            calibration_data: Sequence[Path] = (), eval_data: Sequence[Path] = ()) -> dict:
+            calibration_data: Sequence[Path] = (), eval_data: Sequence[Path] = (),
+            monitor: Sequence[Path] = ()) -> dict:
     work = work or Path("runs") / out.name
     prepare(data, work, config, strict=strict, assignment_file=assignment_file)
-    history = fit_stage(work, config, resume=resume)
+    history = fit_stage(work, config, resume=resume, monitor=monitor)
     calibrate_stage(work, calibration_data)
     export_stage(work, out)
     reports = card_stage(work, out, eval_data)

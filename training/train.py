@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,9 +107,22 @@ def pos_weights(y: np.ndarray, cap: float) -> torch.Tensor:
     return torch.tensor(np.clip(negatives / np.maximum(positives, 1), 1.0, cap), dtype=torch.float32)
 
 
+def monitor_score(logits: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict:
+    """Threshold-free view of an external set: PR-AUC per tag and their mean."""
+    from sklearn.metrics import average_precision_score
+
+    pr_auc = {label: round(float(average_precision_score(y[:, i], logits[:, i])), 4)
+              for i, label in enumerate(labels) if 0 < y[:, i].sum() < len(y)}
+    return {"pr_auc": pr_auc, "mean_pr_auc": round(float(np.mean(list(pr_auc.values()))), 4) if pr_auc else None}
+
+
 def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig, work: Path,
-        *, resume: bool = False) -> dict:
-    """Train and keep the best checkpoint by dev macro-F1. Returns the training history."""
+        *, resume: bool = False, monitor_rows: Sequence[Row] = ()) -> dict:
+    """Train and keep the best checkpoint by dev macro-F1. Returns the training history.
+
+    `monitor_rows` (e.g. real comments) are scored each epoch for the history only: they never
+    choose the checkpoint, so their figures stay an honest view of generalisation.
+    """
     if not train_rows or not dev_rows:
         raise ValueError(f"need train and dev rows, got {len(train_rows)} train and {len(dev_rows)} dev")
     work.mkdir(parents=True, exist_ok=True)
@@ -125,6 +139,8 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
     train_ids, dev_ids = encode_rows(tokenizer, train_rows, config), encode_rows(tokenizer, dev_rows, config)
     y_train = np.array([r.label_vector(labels) for r in train_rows], dtype=np.float32)
     y_dev = np.array([r.label_vector(labels) for r in dev_rows], dtype=np.float32)
+    monitor_ids = encode_rows(tokenizer, monitor_rows, config) if monitor_rows else []
+    y_monitor = np.array([r.label_vector(labels) for r in monitor_rows], dtype=np.float32)
 
     model = build_tagger(config).to(device)
     head_params = list(model.head.parameters())
@@ -169,7 +185,8 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
         batches = length_grouped_batches(lengths, config.batch_size, rng)
         started, seen, running = time.perf_counter(), 0, 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                   disable=os.environ.get("BELONG_NO_PROGRESS") == "1")
+                   disable=os.environ.get("BELONG_NO_PROGRESS") == "1",
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0)  # keep logs short when piped
         for batch_index in bar:
             batch = collate([train_ids[i] for i in batch_index], y_train[batch_index], pad_id)
             logits = model(batch.input_ids.to(device), batch.attention_mask.to(device))
@@ -192,9 +209,12 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
             "examples_per_s": round(seen / elapsed, 2), "dev_macro_f1": report["macro_f1"],
             "dev_f1": {label: report["tags"][label]["f1"] for label in labels},
         }
+        if monitor_ids:
+            entry["monitor"] = monitor_score(predict_logits(model, monitor_ids, pad_id, device), y_monitor, labels)
         state["history"].append(entry)
-        log.info("epoch %d: loss %.4f, %.1f ex/s, dev macro-F1 %.4f %s", epoch + 1, running,
-                 entry["examples_per_s"], report["macro_f1"], entry["dev_f1"])
+        log.info("epoch %d: loss %.4f, %.1f ex/s, dev macro-F1 %.4f %s%s", epoch + 1, running,
+                 entry["examples_per_s"], report["macro_f1"], entry["dev_f1"],
+                 f", monitor {entry['monitor']}" if monitor_ids else "")
         state["epoch"] = epoch + 1
         if report["macro_f1"] > state["best_f1"]:
             state["best_f1"], state["stale"] = report["macro_f1"], 0
