@@ -139,11 +139,13 @@ def test_train_cli_on_a_seeds_subset_with_resume(tiny_base, tmp_path):
             handle.writelines(path.read_text(encoding="utf-8").splitlines(keepends=True)[:40])
     args = ["train", "--data", str(subset), "--out", str(tmp_path / "models" / "sub"), "--base", str(tiny_base),
             "--work", str(tmp_path / "work"), "--max-steps", "2", "--max-length", "32", "--batch-size", "8",
-            "--splits", str(tmp_path / "none.jsonl"), "--config", str(FIXTURES / "tiny_train.toml")]
+            "--splits", str(tmp_path / "none.jsonl"), "--config", str(FIXTURES / "tiny_train.toml"),
+            "--monitor", str(FIXTURES / "tiny_rows.jsonl")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     history = json.loads((tmp_path / "work" / "history.json").read_text())
     assert history[-1]["step"] == 2
+    assert set(history[-1]["monitor"]["pr_auc"]) == {"welcoming", "curious", "hostile"}
     assert load_bundle(tmp_path / "models" / "sub").meta.name == "sub"
     # Resuming a finished run trains no further step and still exports.
     result = runner.invoke(app, [*args, "--resume"])
