@@ -57,4 +57,4 @@ def render(report: dict, title: str, console: Console | None = None) -> None:
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "n/a" if value is None else f"{value:.3f}"

@@ -39,7 +39,8 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     return {
         "precision": round(precision, 4),
         "recall": round(recall, 4),
-        "f1": round(f1, 4),
+        # Undefined, not 0, when there is nothing to find and nothing was flagged.
+        "f1": round(f1, 4) if tp + fp + fn else None,
         "roc_auc": round(float(roc_auc_score(y, p)), 4) if both_classes else None,
         "pr_auc": round(float(average_precision_score(y, p)), 4) if both_classes else None,
         "ece": round(expected_calibration_error(y, p), 4),
@@ -55,7 +56,8 @@ def multilabel_metrics(
     per_tag = {
         label: binary_metrics(y[:, i], probs[:, i], thresholds[i]) for i, label in enumerate(labels)
     }
-    macro_f1 = float(np.mean([per_tag[label]["f1"] for label in labels])) if len(y) else 0.0
+    defined = [per_tag[label]["f1"] for label in labels if per_tag[label]["f1"] is not None]
+    macro_f1 = float(np.mean(defined)) if defined else 0.0
     return {"macro_f1": round(macro_f1, 4), "n": int(len(y)), "tags": per_tag}
 
 

@@ -37,19 +37,22 @@ comments per thread and community over time, and a queue of threads for human mo
 """
 
 
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _table(report: dict) -> list[str]:
     lines = ["| tag | support | precision | recall | F1 | ROC-AUC | PR-AUC | ECE |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for tag, m in report["overall"]["tags"].items():
-        cells = [m["support"]] + [("-" if m[k] is None else f"{m[k]:.3f}")
-                                  for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "ece")]
+        cells = [m["support"]] + [_num(m[k]) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "ece")]
         lines.append(f"| {tag} | " + " | ".join(str(c) for c in cells) + " |")
     lines.append(f"\nmacro-F1 **{report['overall']['macro_f1']:.3f}** on {report['overall']['n']} rows.\n")
     tags = list(report["overall"]["tags"])
     lines += ["| lang | rows | " + " | ".join(f"{t} F1 (n+)" for t in tags) + " | macro-F1 |",
               "|---|---:|" + "---:|" * (len(tags) + 1)]
     for lang, m in report["by_lang"].items():
-        cells = [f"{m['tags'][t]['f1']:.3f} ({m['tags'][t]['support']})" for t in tags]
+        cells = [f"{_num(m['tags'][t]['f1'])} ({m['tags'][t]['support']})" for t in tags]
         lines.append(f"| {lang} | {m['n']} | " + " | ".join(cells) + f" | {m['macro_f1']:.3f} |")
     return lines
 

@@ -207,7 +207,7 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
         entry = {
             "epoch": epoch + 1, "step": state["step"], "loss": round(running, 4),
             "examples_per_s": round(seen / elapsed, 2), "dev_macro_f1": report["macro_f1"],
-            "dev_f1": {label: report["tags"][label]["f1"] for label in labels},
+            "dev_f1": {label: report["tags"][label]["f1"] for label in labels},  # None: no positives
         }
         if monitor_ids:
             entry["monitor"] = monitor_score(predict_logits(model, monitor_ids, pad_id, device), y_monitor, labels)

@@ -36,3 +36,13 @@ def test_binary_metrics_by_hand():
     m = binary_metrics(np.array([1, 1, 0, 0]), np.array([0.9, 0.2, 0.8, 0.1]), 0.5)
     assert (m["precision"], m["recall"], m["f1"], m["support"]) == (0.5, 0.5, 0.5, 2)
     assert m["roc_auc"] == 0.75
+
+
+def test_f1_is_undefined_without_positives_and_left_out_of_macro():
+    from training.metrics import multilabel_metrics
+
+    y = np.array([[1, 0], [0, 0], [1, 0]])
+    p = np.array([[0.9, 0.1], [0.2, 0.2], [0.8, 0.3]])
+    report = multilabel_metrics(y, p, ["a", "b"], [0.5, 0.5])
+    assert report["tags"]["b"]["f1"] is None and report["tags"]["a"]["f1"] == 1.0
+    assert report["macro_f1"] == 1.0
