@@ -12,9 +12,8 @@ export HF_HUB_OFFLINE := 1
 .PHONY: run install model base test test-slow bench lint splits seeds-table
 
 run: model
-	@echo "API key for local use (shown once; stored hashed in var/):"
-	@$(BIN)/belong keys create --scopes score,read,admin
-	$(BIN)/belong serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
+	@echo "Moderator pages: http://$(HOST):$(PORT)/ (create an account: $(BIN)/belong users add NAME --role moderator)"
+	$(BIN)/belong serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT) --issue-key
 
 install: $(VENV)/.installed
 

@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from belonging_cli import score_cmds, serve_cmds, train_cmds
+from belonging_cli import moderation_cmds, score_cmds, serve_cmds, train_cmds
 
 app = typer.Typer(help="belonging: how are newcomers received? Train, evaluate and serve the tagger.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -25,6 +25,7 @@ def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debu
 train_cmds.register(app)
 score_cmds.register(app)
 serve_cmds.register(app)
+moderation_cmds.register(app)
 
 if __name__ == "__main__":
     app()

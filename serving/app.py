@@ -1,0 +1,80 @@
+"""The FastAPI application.
+
+Usage:
+    app = create_app(Settings(bundle="models/default"))           # what `belong serve` runs
+    app = create_app(settings, predictor=FakePredictor())          # tests swap the model
+
+On start-up the app migrates a SQLite database to the newest Alembic revision (PostgreSQL is
+checked, and migrated only with BELONG_AUTO_MIGRATE=true; run `belong db upgrade` otherwise), then
+loads the model in the background: /readyz answers 503 until it is loaded and warmed up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from serving.batching import PredictorLike
+from serving.bundle import Bundle, BundleError, load_bundle
+from serving.errors import BodyLimitMiddleware, CatchAllMiddleware, validation_handler
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.moderation import install_moderation
+from serving.routes import ROUTERS
+from serving.runtime import Runtime
+from serving.settings import Settings
+from serving.tags import TAGS
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Tags comments **welcoming**, **curious** and **hostile** (multi-label) and reports how a
+community receives newcomers. Send `Authorization: Bearer <key>` (create keys with
+`belong keys create --scopes score,read`). See docs/api.md for the belonging index and examples."""
+
+
+def check_labels(labels: list[str], source: str) -> None:
+    if sorted(labels) != sorted(TAGS):
+        raise BundleError(f"{source} has labels {labels}; this server needs exactly {list(TAGS)}")
+
+
+def create_app(settings: Settings | None = None, *, predictor: PredictorLike | None = None) -> FastAPI:
+    """Build the app. Raises BundleError at once when the bundle folder is invalid."""
+    settings = settings or Settings()
+    bundle: Bundle | None = None
+    if predictor is None:
+        bundle = load_bundle(settings.bundle)
+        check_labels(bundle.labels, f"bundle {str(settings.bundle)!r}")
+    else:
+        check_labels(list(predictor.labels), "the predictor")
+    metrics = Metrics()
+    runtime = Runtime(settings, metrics, bundle=bundle, predictor=predictor)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    # Prometheus (/metrics) is the telemetry here; FastAPI's OpenTelemetry hooks cost time per request.
+    app = FastAPI(
+        title="belonging",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
+    app.state.runtime = runtime
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    # Last added runs first: metrics see every response, including the 500s and 413s below them.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt={"/v1/stream"})
+    app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for router in ROUTERS:
+        app.include_router(router)
+    install_moderation(app)  # moderator pages, their static files and security headers (serving/moderation)
+    return app

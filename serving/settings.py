@@ -1,0 +1,94 @@
+"""Server settings, read from `BELONG_*` environment variables (or passed in by tests).
+
+Usage: `Settings(bundle="models/default")`, or `BELONG_BUNDLE=models/default belong serve`.
+Unsafe combinations fail here, at start-up, not on the first request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.lang import DEFAULT_LANGUAGES
+
+DEFAULT_DATABASE_URL = "sqlite:///var/belonging.db"
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only accepts connections from this machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BELONG_", extra="forbid", frozen=True)
+
+    # --- model ---
+    bundle: Path = Path("models/default")
+    threads: Annotated[int, Field(ge=1, le=256)] = os.cpu_count() or 1  # onnxruntime intra-op threads
+
+    # --- language detection (when a comment carries no `lang`) ---
+    languages: str = DEFAULT_LANGUAGES  # comma-separated ISO 639-1 codes to choose among
+    lang_min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.3  # below: "und"
+
+    # --- network ---
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+
+    # --- storage ---
+    database_url: str = DEFAULT_DATABASE_URL
+    # None: migrate SQLite at start-up, expect PostgreSQL to be migrated by `belong db upgrade`.
+    auto_migrate: bool | None = None
+
+    # --- access ---
+    # Only allowed on a loopback host: a public server always checks keys.
+    auth_disabled: bool = False
+    key_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+
+    # --- micro-batching ---
+    max_batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
+    max_queue: Annotated[int, Field(ge=1)] = 8192  # queued comments before answering 503
+    # With a backlog, take up to this many batches' worth at once and sort them by token length.
+    pool_batches: Annotated[int, Field(ge=1, le=64)] = 4
+    # The fixed cost of one model call, in tokens of one row: sorted batches are cut where padding
+    # would cost more than that (see batching.plan_batches). 0: never pad; large: always full batches.
+    batch_overhead: Annotated[float, Field(ge=0, le=100_000)] = 16.0
+
+    # --- request limits ---
+    # (at most 256 comments of 1 to 10,000 characters: fixed in serving/schemas.py, the API contract)
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+    max_line_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024  # one NDJSON line of /v1/stream
+    stream_window: Annotated[int, Field(ge=1, le=4096)] = 64  # /v1/stream lines scored ahead of output
+
+    # --- moderation flags: a thread is flagged when either limit is reached ---
+    flag_hostile_count: Annotated[int, Field(ge=1)] = 3
+    flag_hostile_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    flag_min_comments: Annotated[int, Field(ge=1)] = 2  # the share only counts from this many comments
+
+    @model_validator(mode="after")
+    def _refuse_open_server_without_keys(self) -> Settings:
+        if self.auth_disabled and not is_loopback(self.host):
+            raise ValueError(
+                f"auth_disabled=true is only allowed on a loopback host (127.0.0.1, ::1, localhost), "
+                f"got host={self.host!r}"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate

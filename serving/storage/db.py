@@ -1,0 +1,124 @@
+"""Engines, sessions and migrations.
+
+Usage:
+    engine = make_engine("sqlite:///var/belonging.db")
+    upgrade(engine)                      # alembic upgrade head
+    Session = make_sessionmaker(engine)
+
+SQLite runs in WAL mode (readers never block the writer) with a busy timeout, so the worker
+threads that write scores and the request threads that read them can share one file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+
+class DatabaseNotMigrated(RuntimeError):
+    """The database schema is not at the revision this code expects."""
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; for a SQLite file, create its folder and set WAL and a busy timeout."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        return create_engine(url, **kwargs)
+    database = parsed.database
+    if not database or database == ":memory:":
+        raise ValueError("an in-memory SQLite database cannot be shared between threads: give a file path")
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    connect_args = kwargs.pop("connect_args", {})
+    connect_args.setdefault("check_same_thread", False)
+    connect_args.setdefault("timeout", 30)
+    engine = create_engine(url, connect_args=connect_args, pool_size=20, max_overflow=20, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable except on power loss
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def all_metadata() -> MetaData:
+    """The metadata of every table model in `serving.storage` (other modules may add tables)."""
+    import serving.storage as package
+    from serving.storage.models import Base
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+    return Base.metadata
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(ALEMBIC_INI.parent / "migrations"))
+    if engine is not None:
+        # Render the URL with its password so alembic can connect on its own if it needs to.
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "serving/migrations has no revisions"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run `alembic upgrade` on this engine's database."""
+    config = alembic_config(engine)
+    before = current_revision(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    after = current_revision(engine)
+    if after != before:
+        log.info(
+            "database %s migrated from %s to %s",
+            engine.url.render_as_string(hide_password=True),
+            before or "empty",
+            after,
+        )
+
+
+def check_at_head(engine: Engine) -> None:
+    """Raise DatabaseNotMigrated unless the database is at the newest revision."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise DatabaseNotMigrated(
+            f"database {engine.url.render_as_string(hide_password=True)} is at revision {current or 'none'}, "
+            f"expected {head}: run `belong db upgrade --database-url URL` (or set BELONG_AUTO_MIGRATE=true)"
+        )
