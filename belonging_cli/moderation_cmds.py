@@ -47,17 +47,14 @@ def _settings(database_url: str | None) -> Any:
 @contextmanager
 def _sessions(settings: Any) -> Iterator[Any]:
     """A sessionmaker on a database at the newest revision (SQLite is migrated on the spot)."""
-    from serving.storage.db import DatabaseNotMigrated, check_at_head, make_engine, make_sessionmaker, upgrade
+    from serving.storage.db import DatabaseNotMigrated, make_sessionmaker, open_at_head
 
-    engine = make_engine(settings.database_url)
     try:
-        if settings.migrate_on_start:
-            upgrade(engine)
-        else:
-            check_at_head(engine)
-        yield make_sessionmaker(engine)
+        engine = open_at_head(settings.database_url, settings.migrate_on_start)
     except DatabaseNotMigrated as exc:
         raise _fail(str(exc), 1) from exc
+    try:
+        yield make_sessionmaker(engine)
     finally:
         engine.dispose()
 

@@ -48,18 +48,13 @@ def _settings(**overrides: Any) -> Any:
 
 def _open_store(settings: Any) -> Any:
     """An engine on a database that is at the newest revision (SQLite is migrated on the spot)."""
-    from serving.storage.db import DatabaseNotMigrated, check_at_head, make_engine, upgrade
+    from serving.storage.db import DatabaseNotMigrated, open_at_head
 
-    engine = make_engine(settings.database_url)
     try:
-        if settings.migrate_on_start:
-            upgrade(engine)
-        else:
-            check_at_head(engine)
+        return open_at_head(settings.database_url, settings.migrate_on_start)
     except DatabaseNotMigrated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    return engine
 
 
 def _issue_key(settings: Any, name: str, scopes: list[str]) -> str:

@@ -24,16 +24,24 @@ def load_seeds(folder: Path = SEEDS) -> dict[str, list[dict]]:
             for path in sorted(folder.glob("*.jsonl"))}
 
 
-def coverage(rows: list[dict]) -> dict[str, float]:
-    n = len(rows)
-    counts = Counter()
+COUNTS = (*TAGS, "neutral", "welcoming+curious", "hard case (kind)")
+
+
+def counts(rows: list[dict]) -> Counter:
+    """Rows per tag, neutral, welcoming+curious and with a hard-case kind."""
+    c: Counter = Counter()
     for row in rows:
         for tag in TAGS:
-            counts[tag] += row[tag]
-        counts["neutral"] += not any(row[tag] for tag in TAGS)
-        counts["welcoming+curious"] += bool(row["welcoming"] and row["curious"])
-        counts["hard case (kind)"] += bool(row.get("kind"))
-    return {key: counts[key] / n for key in (*TAGS, "neutral", "welcoming+curious", "hard case (kind)")}
+            c[tag] += row[tag]
+        c["neutral"] += not any(row[tag] for tag in TAGS)
+        c["welcoming+curious"] += bool(row["welcoming"] and row["curious"])
+        c["hard case (kind)"] += bool(row.get("kind"))
+    return c
+
+
+def coverage(rows: list[dict]) -> dict[str, float]:
+    c = counts(rows)
+    return {key: c[key] / len(rows) for key in COUNTS}
 
 
 def normalize(text: str) -> str:

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.seedlib import TAGS, load_seeds  # noqa: E402
+from scripts.seedlib import COUNTS, counts, load_seeds  # noqa: E402
 
 START, END = "<!-- seeds-table:start -->", "<!-- seeds-table:end -->"
 
@@ -20,19 +20,13 @@ START, END = "<!-- seeds-table:start -->", "<!-- seeds-table:end -->"
 def render_tables(seeds: dict[str, list[dict]]) -> str:
     lines = ["| lang | rows | welcoming | curious | hostile | neutral | welcoming+curious | with a kind |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    total = Counter()
+    total: Counter = Counter()
     for lang, rows in seeds.items():
-        c = Counter(rows=len(rows))
-        for row in rows:
-            for tag in TAGS:
-                c[tag] += row[tag]
-            c["neutral"] += not any(row[tag] for tag in TAGS)
-            c["wc"] += bool(row["welcoming"] and row["curious"])
-            c["kind"] += bool(row.get("kind"))
+        c = counts(rows)
+        c["rows"] = len(rows)
         total.update(c)
-        lines.append(f"| {lang} | " + " | ".join(str(c[k]) for k in ("rows", *TAGS, "neutral", "wc", "kind")) + " |")
-    columns = ("rows", *TAGS, "neutral", "wc", "kind")
-    lines.append("| **all** | " + " | ".join(f"**{total[k]}**" for k in columns) + " |")
+        lines.append(f"| {lang} | " + " | ".join(str(c[k]) for k in ("rows", *COUNTS)) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{total[k]}**" for k in ("rows", *COUNTS)) + " |")
     kinds = Counter(row["kind"] for rows in seeds.values() for row in rows if row.get("kind"))
     common = [k for k, n in kinds.most_common() if n >= 10]
     lines += ["", "Rows per language and hard-case kind (kinds used 10+ times; the rest under *other*):", "",

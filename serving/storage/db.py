@@ -122,3 +122,18 @@ def check_at_head(engine: Engine) -> None:
             f"database {engine.url.render_as_string(hide_password=True)} is at revision {current or 'none'}, "
             f"expected {head}: run `belong db upgrade --database-url URL` (or set BELONG_AUTO_MIGRATE=true)"
         )
+
+
+def open_at_head(url: str, migrate: bool) -> Engine:
+    """An engine on a database at the newest revision: migrated on the spot when `migrate`
+    (the SQLite default), otherwise checked (raises DatabaseNotMigrated)."""
+    engine = make_engine(url)
+    try:
+        if migrate:
+            upgrade(engine)
+        else:
+            check_at_head(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
