@@ -230,6 +230,10 @@ def replay(
     store: Annotated[bool, typer.Option("--store/--no-store", help="Ask the server to store the comments.")] = True,
     community: Annotated[str | None, typer.Option("--community", help="Set community_id on every comment.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N lines.")] = None,
+    thread_size: Annotated[
+        int | None,
+        typer.Option("--thread-size", min=2, help="Group comments without thread_id into threads of N (demos)."),
+    ] = None,
 ) -> None:
     """Stream a JSON Lines file into a server with a progress bar, then print a summary."""
     import itertools
@@ -260,6 +264,7 @@ def replay(
                     concurrency=concurrency,
                     store=store,
                     community_id=community,
+                    thread_size=thread_size,
                     on_progress=lambda done, total: progress.update(task, completed=done, total=total),
                 )
             )

@@ -66,8 +66,17 @@ class Batch:
     comments: list[dict[str, Any]]
 
 
-def read_comments(path: Path, summary: Summary, community_id: str | None = None) -> Iterator[tuple[int, dict]]:
-    """(line number, comment) for each valid line; invalid ones are tallied in the summary."""
+def read_comments(
+    path: Path, summary: Summary, community_id: str | None = None, thread_size: int | None = None
+) -> Iterator[tuple[int, dict]]:
+    """(line number, comment) for each valid line; invalid ones are tallied in the summary.
+
+    `thread_size` groups comments that carry no thread_id into threads of that many, in file order,
+    each later one replying to the thread's first: public corpora have no threads, and a demo of
+    flags, thread review and newcomer reception needs them.
+    """
+    grouped = 0
+    opener = ""
     with path.open(encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -95,6 +104,14 @@ def read_comments(path: Path, summary: Summary, community_id: str | None = None)
                 )
                 summary.error(number, "invalid comment", item + summarize(described))
                 continue
+            if thread_size and "thread_id" not in comment:
+                position = grouped % thread_size
+                comment["thread_id"] = f"replay-{grouped // thread_size + 1}"
+                if position == 0:
+                    opener = comment["id"]
+                elif "parent_id" not in comment:
+                    comment["parent_id"] = opener
+                grouped += 1
             yield number, comment
 
 
@@ -180,6 +197,7 @@ async def replay(
     concurrency: int = 4,
     store: bool = True,
     community_id: str | None = None,
+    thread_size: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Summary:
@@ -208,7 +226,7 @@ async def replay(
 
         workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
         try:
-            for batch in batches(read_comments(path, summary, community_id), batch_size):
+            for batch in batches(read_comments(path, summary, community_id, thread_size), batch_size):
                 await queue.put(batch)
                 progress()
             for _ in workers:

@@ -132,3 +132,16 @@ def test_replay_batches_never_repeat_an_id(tmp_path):
     assert [[c["id"] for c in b.comments] for b in cut] == [["a", "b"], ["a", "c"]]
     assert [b.lines for b in cut] == [[1, 2], [3, 4]]
     assert summary.lines == 4
+
+
+def test_replay_groups_threadless_comments_into_reply_threads(tmp_path):
+    from serving.replay import Summary, read_comments
+
+    path = tmp_path / "tweets.jsonl"
+    rows = [{"id": str(i), "text": f"tweet {i}"} for i in range(5)]
+    rows.insert(2, {"id": "own", "text": "already threaded", "thread_id": "t9"})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    comments = [c for _, c in read_comments(path, Summary(), thread_size=2)]
+    assert [(c["id"], c.get("thread_id"), c.get("parent_id")) for c in comments] == [
+        ("0", "replay-1", None), ("1", "replay-1", "0"), ("own", "t9", None),
+        ("2", "replay-2", None), ("3", "replay-2", "2"), ("4", "replay-3", None)]
