@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     pool_batches: Annotated[int, Field(ge=1, le=64)] = 4
     # The fixed cost of one model call, in tokens of one row: sorted batches are cut where padding
     # would cost more than that (see batching.plan_batches). 0: never pad; large: always full batches.
-    batch_overhead: Annotated[float, Field(ge=0, le=100_000)] = 16.0
+    batch_overhead: Annotated[float, Field(ge=0, le=100_000)] = 32.0
 
     # --- request limits ---
     # (at most 256 comments of 1 to 10,000 characters: fixed in serving/schemas.py, the API contract)
