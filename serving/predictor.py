@@ -127,17 +127,17 @@ class Predictor:
         return self.probabilities_encoded(self.encode(texts), batch_size)
 
     def tags_for(self, probs: np.ndarray) -> list[str]:
-        return [label for label, p, t in zip(self.labels, probs, self.thresholds) if p >= t]
+        return [label for label, p, t in zip(self.labels, probs, self.thresholds, strict=True) if p >= t]
 
     def predict_encoded(self, encoded: Sequence[Encoded], batch_size: int = 32) -> list[Prediction]:
         probs = self.probabilities_encoded(encoded, batch_size)
         return [
             Prediction(
-                scores={label: round(float(p), 6) for label, p in zip(self.labels, row)},
+                scores={label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)},
                 tags=self.tags_for(row),
                 truncated=e.truncated,
             )
-            for row, e in zip(probs, encoded)
+            for row, e in zip(probs, encoded, strict=True)
         ]
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
