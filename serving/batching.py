@@ -1,7 +1,7 @@
 """Micro-batching: merge concurrent requests into length-sorted model batches on a worker thread.
 
 Usage:
-    batcher = MicroBatcher(predictor, max_batch_size=32, max_wait_ms=5)
+    batcher = MicroBatcher(predictor, max_batch_size=32, max_wait_ms=2)
     batcher.start()
     results = await batcher.score([Item("Welcome!", lang=None)])   # from any event-loop task
     batcher.stop()
@@ -127,7 +127,7 @@ class MicroBatcher:
         predictor: PredictorLike,
         *,
         max_batch_size: int = 32,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 2.0,
         max_queue: int = 8192,
         pool_batches: int = 4,
         batch_overhead: float = 32.0,

@@ -143,5 +143,10 @@ def test_replay_groups_threadless_comments_into_reply_threads(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     comments = [c for _, c in read_comments(path, Summary(), thread_size=2)]
     assert [(c["id"], c.get("thread_id"), c.get("parent_id")) for c in comments] == [
-        ("0", "replay-1", None), ("1", "replay-1", "0"), ("own", "t9", None),
-        ("2", "replay-2", None), ("3", "replay-2", "2"), ("4", "replay-3", None)]
+        ("0", "replay-1", None),
+        ("1", "replay-1", "0"),
+        ("own", "t9", None),
+        ("2", "replay-2", None),
+        ("3", "replay-2", "2"),
+        ("4", "replay-3", None),
+    ]
