@@ -29,8 +29,9 @@ class TrainConfig:
     labels: tuple[str, ...] = LABELS
     max_length: int = 128
     dropout: float = 0.1
-    # The 250k x 384 word-embedding matrix is 80% of the weights; freezing it trains ~2.7x faster on
-    # CPU (19 vs 7 examples/s measured here) and keeps rare-language tokens from drifting on small data.
+    # The 250k x 384 word-embedding matrix is 80% of the weights; freezing it trains 2.0-2.3x faster on
+    # 2 CPU cores (bench/train_bench.py: 15.8 vs 8.0 examples/s at max_length 128) and keeps
+    # rare-language tokens from drifting on small data.
     freeze_embeddings: bool = True
 
     # --- optimisation ---
