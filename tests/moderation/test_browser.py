@@ -8,21 +8,18 @@ the console fails the test: the pages must need nothing inline.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from serving.app import create_app
 from serving.moderation import accounts
 from serving.moderation.audit import Actor
 from serving.storage.db import make_engine, make_sessionmaker
+from tests.live_server import serve_in_thread
 from tests.moderation.conftest import (
     ADMIN_PASSWORD,
     PASSWORD,
@@ -120,39 +117,19 @@ def xss_thread() -> list[dict]:
 @pytest.fixture
 def live(settings, keys, db_url) -> Iterator[str]:
     """The app with the fake predictor behind a real uvicorn, seeded, with a moderator account."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, predictor=FakePredictor()), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    comments = community_history() + xss_thread()
-    for start in range(0, len(comments), 200):
-        response = httpx.post(
-            url + "/v1/score", json={"comments": comments[start : start + 200]}, headers=bearer(keys.score)
-        )
-        assert response.status_code == 200, response.text
-    engine = make_engine(db_url)
-    with make_sessionmaker(engine).begin() as db:
-        accounts.create_user(db, "mia", PASSWORD, "moderator", actor=Actor.cli())
-        accounts.create_user(db, "ada", ADMIN_PASSWORD, "admin", actor=Actor.cli())
-    engine.dispose()
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(create_app(settings, predictor=FakePredictor())) as url:
+        comments = community_history() + xss_thread()
+        for start in range(0, len(comments), 200):
+            response = httpx.post(
+                url + "/v1/score", json={"comments": comments[start : start + 200]}, headers=bearer(keys.score)
+            )
+            assert response.status_code == 200, response.text
+        engine = make_engine(db_url)
+        with make_sessionmaker(engine).begin() as db:
+            accounts.create_user(db, "mia", PASSWORD, "moderator", actor=Actor.cli())
+            accounts.create_user(db, "ada", ADMIN_PASSWORD, "admin", actor=Actor.cli())
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture

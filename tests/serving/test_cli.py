@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from belonging_cli.main import app as cli
 from serving.app import create_app
 from serving.storage.db import make_engine, make_sessionmaker
 from serving.storage.keys import find_active_key, hash_token
+from tests.live_server import serve_in_thread
 from tests.serving.conftest import FakePredictor
 
 runner = CliRunner()
@@ -53,29 +50,8 @@ def test_serve_refuses_a_bad_bundle(tmp_path, db_url):
 @pytest.fixture
 def live_server(settings):
     """The app with the fake predictor behind a real uvicorn on a free port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, predictor=FakePredictor()), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    import httpx
-
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(create_app(settings, predictor=FakePredictor())) as url:
+        yield url
 
 
 def test_replay_streams_a_file_and_summarises(live_server, keys, tmp_path):
