@@ -9,6 +9,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
+# A failed recipe never leaves a target that looks finished (bundles are also renamed into place whole).
+.DELETE_ON_ERROR:
+RECIPE := training/recipes/default.toml
+
 .PHONY: run install model base test test-slow bench lint splits seeds-table
 
 run: model
@@ -31,8 +35,9 @@ $(BASE)/config.json:
 
 model: base $(BUNDLE)/bundle.json
 
+# Public corpora under ../shared/data are used when present and skipped with a note when not.
 $(BUNDLE)/bundle.json:
-	$(BIN)/belong train --data seeds --out $(BUNDLE) --eval-data ../shared/data/rednote_dev.jsonl
+	$(BIN)/belong train --recipe $(RECIPE) --out $(BUNDLE)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -11,13 +11,27 @@ import typer
 DATA_HELP = "A .jsonl/.csv/.parquet file or a folder of them; repeat for several."
 
 
-def _config(config_file: Path | None, **overrides):
+def _config(config_file: Path | None, defaults: dict | None = None, **overrides):
+    """Recipe [train] values, then the --config file, then command-line options (last wins)."""
     from training.config import TrainConfig
 
     try:
-        return TrainConfig.from_toml(config_file, overrides)
+        merged = {**(defaults or {}), **{k: v for k, v in overrides.items() if v is not None}}
+        return TrainConfig.from_toml(config_file, merged) if config_file else TrainConfig.from_dict(merged)
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--config / options") from exc
+
+
+def _recipe(recipe: Path | None, data: list[Path], corpora: Path | None):
+    """The recipe file, or plain --data files as fully labelled sources (both: the files are added)."""
+    from training.recipe import Recipe
+
+    if recipe is None and not data:
+        raise typer.BadParameter("give --recipe FILE or at least one --data path", param_hint="--recipe / --data")
+    loaded = Recipe.load(recipe, corpora=corpora) if recipe else Recipe.from_files(data)
+    if recipe and data:
+        loaded.sources += Recipe.from_files(data).sources
+    return loaded
 
 
 def register(app: typer.Typer) -> None:
@@ -37,8 +51,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def train(
-        data: list[Path] = typer.Option(..., "--data", help=DATA_HELP),
+        data: list[Path] = typer.Option([], "--data", help=DATA_HELP),
         out: Path = typer.Option(..., "--out", help="Bundle folder to write, e.g. models/NAME."),
+        recipe: Path | None = typer.Option(None, "--recipe", help="Data recipe TOML (sources, mappings, sampling)."),
+        corpora: Path | None = typer.Option(None, "--corpora", envvar="BELONG_CORPORA",
+                                            help="Folder of the public corpora a recipe names as {corpora}."),
         config_file: Path | None = typer.Option(None, "--config", help="TOML file with training settings."),
         base: str | None = typer.Option(None, "--base", help="Base model: HF id or local path."),
         epochs: int | None = typer.Option(None),
@@ -56,15 +73,19 @@ def register(app: typer.Typer) -> None:
         strict: bool = typer.Option(False, help="Stop at the first bad row instead of skipping it."),
         resume: bool = typer.Option(False, help="Continue from the work folder's last checkpoint."),
     ) -> None:
-        """Load, split, fine-tune, calibrate, export and evaluate in one go."""
+        """Load, split, fine-tune, calibrate, export and evaluate in one go.
+
+        Every input is checked first; the bundle is written to a temporary folder and renamed into
+        place only when complete."""
         from training.data import DataError
         from training.pipeline import run_all
 
-        config = _config(config_file, base_model=base, epochs=epochs, max_steps=max_steps,
-                         batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
-                         seed=seed, device=device)
         try:
-            run_all(data, out, config, work=work, strict=strict, resume=resume, assignment_file=splits,
+            sources = _recipe(recipe, data, corpora)
+            config = _config(config_file, sources.train, base_model=base, epochs=epochs, max_steps=max_steps,
+                             batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
+                             seed=seed, device=device)
+            run_all(sources, out, config, work=work, strict=strict, resume=resume, assignment_file=splits,
                     calibration_data=calibrate_on, eval_data=eval_data, monitor=monitor)
         except DataError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -73,8 +94,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def prepare(
-        data: list[Path] = typer.Option(..., "--data", help=DATA_HELP),
+        data: list[Path] = typer.Option([], "--data", help=DATA_HELP),
         work: Path = typer.Option(..., help="Work folder, e.g. runs/NAME."),
+        recipe: Path | None = typer.Option(None, "--recipe", help="Data recipe TOML."),
+        corpora: Path | None = typer.Option(None, "--corpora", envvar="BELONG_CORPORA"),
         config_file: Path | None = typer.Option(None, "--config"),
         splits: Path | None = typer.Option(Path("data/splits.jsonl"), help="Committed split assignment."),
         strict: bool = typer.Option(False),
@@ -84,7 +107,8 @@ def register(app: typer.Typer) -> None:
         from training.pipeline import prepare as run_prepare
 
         try:
-            run_prepare(data, work, _config(config_file), strict=strict, assignment_file=splits)
+            sources = _recipe(recipe, data, corpora)
+            run_prepare(sources, work, _config(config_file, sources.train), strict=strict, assignment_file=splits)
         except DataError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -93,6 +117,7 @@ def register(app: typer.Typer) -> None:
     def fit(
         work: Path = typer.Option(..., help="Work folder holding prepared.jsonl."),
         config_file: Path | None = typer.Option(None, "--config"),
+        recipe: Path | None = typer.Option(None, "--recipe", help="Take training settings from its [train] table."),
         base: str | None = typer.Option(None, "--base"),
         epochs: int | None = typer.Option(None),
         max_steps: int | None = typer.Option(None),
@@ -100,8 +125,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stage 2: fine-tune; keeps WORK/best.pt."""
         from training.pipeline import fit_stage
+        from training.recipe import Recipe
 
-        fit_stage(work, _config(config_file, base_model=base, epochs=epochs, max_steps=max_steps), resume=resume)
+        defaults = Recipe.load(recipe).train if recipe else {}
+        fit_stage(work, _config(config_file, defaults, base_model=base, epochs=epochs, max_steps=max_steps),
+                  resume=resume)
 
     @app.command()
     def calibrate(
@@ -116,29 +144,42 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_(work: Path = typer.Option(...), out: Path = typer.Option(...),
                 eval_data: list[Path] = typer.Option([], "--eval-data")) -> None:
-        """Stage 4: ONNX export, int8, checks, bundle.json and MODEL_CARD.md."""
-        from training.pipeline import card_stage, export_stage
+        """Stage 4: ONNX export, int8, checks, bundle.json and MODEL_CARD.md (renamed into place when complete)."""
+        from training.pipeline import publish
 
-        export_stage(work, out)
-        card_stage(work, out, eval_data)
+        publish(work, out, eval_data)
 
     @app.command()
     def evaluate(
         bundle: Path = typer.Option(..., help="Bundle folder."),
         data: list[Path] = typer.Option(..., "--data", help=DATA_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+        crossfit: bool = typer.Option(False, help="Also report each file with thresholds picked on its other half."),
+        split: str | None = typer.Option(None, help="Only rows whose `split` is this (e.g. test)."),
     ) -> None:
-        """Metrics of a bundle on labelled files, through the served predictor."""
+        """Metrics of a bundle on labelled files, through the served predictor.
+
+        Rows with a case type (`kind`/`case`, as in data/challenge) also get the accuracy of the
+        hostile decision per case type and language."""
+        import numpy as np
+
         from serving.bundle import BundleError
         from serving.predictor import Predictor
         from training.data import DataError, load_rows
-        from training.evaluate import evaluate_rows, render
+        from training.evaluate import challenge_report, crossfit_report, evaluate_rows, render, render_challenge
 
         try:
             predictor = Predictor.from_path(bundle)
             reports = {}
             for path in data:
-                reports[str(path)], _ = evaluate_rows(predictor, load_rows([path]).rows)
+                rows = [r for r in load_rows([path]).rows if split is None or r.split == split]
+                reports[str(path)], probs = evaluate_rows(predictor, rows)
+                y = np.array([r.label_vector(predictor.labels) for r in rows])
+                if crossfit:
+                    reports[str(path)]["crossfit"] = crossfit_report(y, probs, predictor.labels, [r.id for r in rows])
+                if any(r.kind for r in rows):
+                    reports[str(path)]["cases"] = challenge_report(rows, probs, predictor.labels,
+                                                                   list(predictor.thresholds), source=None)
         except (BundleError, DataError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -148,6 +189,12 @@ def register(app: typer.Typer) -> None:
         else:
             for name, report in reports.items():
                 render(report, name)
+                if "crossfit" in report:
+                    typer.echo(f"{name}: cross-fitted macro-F1 {report['crossfit']['macro_f1']:.3f} "
+                               + json.dumps({t: {k: m[k] for k in ("precision", "recall", "f1")}
+                                             for t, m in report["crossfit"]["tags"].items()}))
+                if report.get("cases", {}).get("cases"):
+                    render_challenge(report["cases"])
 
     @app.command("splits")
     def write_splits(

@@ -31,13 +31,15 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 def calibrate(logits: np.ndarray, y: np.ndarray, labels: Sequence[str],
               hostile_target_precision: float | None = None) -> dict:
+    """Per tag, on the rows that label it (negative y = unknown): temperature, then threshold."""
     temperatures, thresholds = {}, {}
     for i, label in enumerate(labels):
-        temperature = fit_temperature(logits[:, i], y[:, i])
-        probs = 1 / (1 + np.exp(-logits[:, i] / temperature))
+        known = y[:, i] >= 0
+        temperature = fit_temperature(logits[known, i], y[known, i]) if known.any() else 1.0
+        probs = 1 / (1 + np.exp(-logits[known, i] / temperature))
         target = hostile_target_precision if label == "hostile" else None
         temperatures[label] = temperature
-        thresholds[label] = round(best_f1_threshold(y[:, i], probs, target), 6)
+        thresholds[label] = round(best_f1_threshold(y[known, i], probs, target), 6)
     probs = 1 / (1 + np.exp(-logits / np.array([temperatures[label] for label in labels])))
     report = multilabel_metrics(y, probs, labels, [thresholds[label] for label in labels])
     return {"temperatures": temperatures, "thresholds": thresholds, "dev": report}

@@ -33,6 +33,9 @@ class TrainConfig:
     # 2 CPU cores (bench/train_bench.py: 15.8 vs 8.0 examples/s at max_length 128) and keeps
     # rare-language tokens from drifting on small data.
     freeze_embeddings: bool = True
+    # The lowest N transformer layers stay frozen: no backward pass through them, so each step is
+    # cheaper on CPU, and their general multilingual features cannot drift on noisy corpora.
+    freeze_layers: int = 0
 
     # --- optimisation ---
     epochs: int = 4

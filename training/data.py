@@ -8,6 +8,10 @@ Accepted files: JSON Lines (.jsonl/.json), CSV (.csv) and Parquet (.parquet), or
 A row has `text` plus either the tag columns `welcoming`, `curious`, `hostile` as 0/1, or a `label`
 /`labels` column naming tags (a list or a comma/semicolon/pipe-separated string; `neutral` or empty
 means no tag). Optional: `id`, `lang`, `source`, `split`, `kind`.
+
+Partial labels: a tag column set to `null` means "this row says nothing about that tag" (a source
+that labels only hostility, say). Such a tag is unknown, never 0: training masks it out of the loss
+and metrics skip it. At least one tag must be known.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = {".jsonl": "json", ".json": "json", ".ndjson": "json", ".csv": "csv", ".parquet": "parquet"}
 SPLITS = ("train", "dev", "test")
+UNKNOWN = -1  # a tag the row's source does not label, in label vectors
 NEUTRAL_NAMES = {"", "neutral", "none"}
 
 
@@ -39,7 +44,7 @@ class DataError(ValueError):
 @dataclass
 class Row:
     text: str
-    labels: dict[str, int]
+    labels: dict[str, int | None]  # None: unknown (the source does not label this tag)
     id: str
     lang: str = "und"
     source: str = ""
@@ -48,7 +53,12 @@ class Row:
     origin: str = ""  # file:line, for messages
 
     def label_vector(self, labels: Sequence[str] = LABELS) -> list[int]:
-        return [self.labels[label] for label in labels]
+        """0/1 per tag, UNKNOWN (-1) where the row says nothing about the tag."""
+        return [UNKNOWN if self.labels.get(label) is None else int(self.labels[label]) for label in labels]
+
+    @property
+    def fully_labelled(self) -> bool:
+        return all(self.labels.get(label) is not None for label in LABELS)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "text": self.text, **self.labels, "lang": self.lang}
@@ -147,7 +157,7 @@ def _parse_label_names(value: Any, column: str) -> dict[str, int]:
         names = [str(n).strip() for n in value]
     else:
         raise DataError(f"column {column!r} must be a tag name or list of tag names, found {value!r}")
-    labels = dict.fromkeys(LABELS, 0)
+    labels: dict[str, int | None] = dict.fromkeys(LABELS, 0)
     for name in names:
         key = name.lower()
         if key in NEUTRAL_NAMES:
@@ -162,12 +172,17 @@ def parse_record(record: dict[str, Any], origin: str, fallback_id: str) -> Row:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise DataError("missing text" if text is None else f"text must be a non-empty string, found {text!r}")
-    tag_columns = [label for label in LABELS if label in record and record[label] is not None]
+    tag_columns = [label for label in LABELS if label in record]
     if tag_columns:
         missing = [label for label in LABELS if label not in tag_columns]
         if missing:
-            raise DataError(f"missing tag column(s) {missing}: give all of {list(LABELS)} or a 'labels' column")
-        labels = {label: _as_flag(record[label], label) for label in LABELS}
+            raise DataError(f"missing tag column(s) {missing}: give all of {list(LABELS)} (null where unknown) "
+                            "or a 'labels' column")
+        labels: dict[str, int | None] = {
+            label: None if record[label] is None else _as_flag(record[label], label) for label in LABELS
+        }
+        if all(value is None for value in labels.values()):
+            raise DataError(f"every tag is null: at least one of {list(LABELS)} must be 0 or 1")
     elif "labels" in record or "label" in record:
         column = "labels" if "labels" in record else "label"
         labels = _parse_label_names(record[column], column)
@@ -184,7 +199,7 @@ def parse_record(record: dict[str, Any], origin: str, fallback_id: str) -> Row:
         lang=str(record.get("lang") or "und"),
         source=str(record.get("source") or ""),
         split=split,
-        kind=record.get("kind") or None,
+        kind=record.get("kind") or record.get("case") or None,  # challenge sets name it `case`
         origin=origin,
     )
 
@@ -234,13 +249,14 @@ def deduplicate(rows: Iterable[Row]) -> tuple[list[Row], int, int]:
     return list(seen.values()), dropped, conflicts
 
 
-def _stable_hash(text: str, seed: int) -> str:
+def stable_hash(text: str, seed: int) -> str:
+    """A seeded order that does not depend on file order: for splits and stable samples."""
     return hashlib.sha256(f"{seed}:{normalize_text(text)}".encode()).hexdigest()
 
 
 def stratum(row: Row) -> str:
     """Stratify by language and tag combination, so every split sees every language and tag."""
-    return row.lang + ":" + "".join(str(row.labels[label]) for label in LABELS)
+    return row.lang + ":" + "".join("x" if v == UNKNOWN else str(v) for v in row.label_vector())
 
 
 def stratified_split(
@@ -257,7 +273,7 @@ def stratified_split(
     assignment: dict[str, str] = {}
     carry_dev = carry_test = 0.0
     for key in sorted(groups):
-        group = sorted(groups[key], key=lambda r: _stable_hash(r.text, seed))
+        group = sorted(groups[key], key=lambda r: stable_hash(r.text, seed))
         carry_test += len(group) * test_fraction
         carry_dev += len(group) * dev_fraction
         n_test, n_dev = int(carry_test), int(carry_dev)
@@ -327,7 +343,9 @@ def count_table(rows: Iterable[Row]) -> dict[tuple[str, str], Counter]:
     for row in rows:
         counter = table.setdefault((row.lang, row.split or "-"), Counter())
         counter["rows"] += 1
-        for label in LABELS:
-            counter[label] += row.labels[label]
-        counter["neutral"] += int(not any(row.labels.values()))
+        vector = row.label_vector()
+        for label, value in zip(LABELS, vector, strict=True):
+            counter[label] += int(value == 1)
+        counter["neutral"] += int(all(v == 0 for v in vector))
+        counter["partial"] += int(UNKNOWN in vector)
     return table

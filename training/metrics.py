@@ -43,7 +43,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
         "f1": round(f1, 4) if tp + fp + fn else None,
         "roc_auc": round(float(roc_auc_score(y, p)), 4) if both_classes else None,
         "pr_auc": round(float(average_precision_score(y, p)), 4) if both_classes else None,
-        "ece": round(expected_calibration_error(y, p), 4),
+        "ece": round(expected_calibration_error(y, p), 4) if len(y) else None,
         "support": int(y.sum()),
         "n": int(len(y)),
     }
@@ -52,18 +52,26 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
 def multilabel_metrics(
     y: np.ndarray, probs: np.ndarray, labels: Sequence[str], thresholds: Sequence[float]
 ) -> dict:
-    """Per-tag metrics plus macro-F1 (mean over tags) for one set of rows."""
-    per_tag = {
-        label: binary_metrics(y[:, i], probs[:, i], thresholds[i]) for i, label in enumerate(labels)
-    }
+    """Per-tag metrics plus macro-F1 (mean over tags) for one set of rows.
+
+    A negative entry in `y` is an unknown label (partial labels): that row is left out of that tag.
+    """
+    per_tag = {}
+    for i, label in enumerate(labels):
+        known = y[:, i] >= 0
+        per_tag[label] = binary_metrics(y[known, i], probs[known, i], thresholds[i])
     defined = [per_tag[label]["f1"] for label in labels if per_tag[label]["f1"] is not None]
     macro_f1 = float(np.mean(defined)) if defined else 0.0
     return {"macro_f1": round(macro_f1, 4), "n": int(len(y)), "tags": per_tag}
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray, target_precision: float | None = None) -> float:
-    """Threshold maximising F1, or the lowest one reaching `target_precision` when any does."""
-    y = np.asarray(y, dtype=int)
+    """Threshold maximising F1, or the lowest one reaching `target_precision` when any does.
+
+    Rows with an unknown label (negative y) are left out.
+    """
+    y, p = np.asarray(y, dtype=int), np.asarray(p)
+    y, p = y[y >= 0], p[y >= 0]
     if y.sum() == 0:
         return 0.5
     precision, recall, thresholds = precision_recall_curve(y, p)

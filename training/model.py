@@ -53,6 +53,13 @@ def build_tagger(config: TrainConfig) -> Tagger:
     model = Tagger(encoder, encoder_config.hidden_size, len(config.labels), config.pooling, config.dropout)
     if config.freeze_embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
+    if config.freeze_layers:
+        layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+        if layers is None or config.freeze_layers > len(layers):
+            raise ValueError(f"freeze_layers={config.freeze_layers}: {config.base_model} has "
+                             f"{'no encoder.layer list' if layers is None else f'{len(layers)} layers'}")
+        for layer in layers[: config.freeze_layers]:
+            layer.requires_grad_(False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     log.info("model %s: %.1fM parameters, %.1fM trainable", config.base_model, total / 1e6, trainable / 1e6)

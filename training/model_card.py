@@ -68,8 +68,9 @@ def plot_curves(folder: Path, labels: list[str], sets: list[EvalSet]) -> list[st
     for i, label in enumerate(labels):
         ax = axes[0][i]
         for s in sets:
-            if 0 < s.y[:, i].sum() < len(s.y):
-                precision, recall, _ = precision_recall_curve(s.y[:, i], s.probs[:, i])
+            known = s.y[:, i] >= 0
+            if 0 < s.y[known, i].sum() < known.sum():
+                precision, recall, _ = precision_recall_curve(s.y[known, i], s.probs[known, i])
                 ax.plot(recall, precision, label=s.name)
         ax.set(title=f"{label}: precision-recall", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
         ax.legend(fontsize=7)
@@ -83,9 +84,13 @@ def plot_curves(folder: Path, labels: list[str], sets: list[EvalSet]) -> list[st
         ax = axes[0][i]
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
         for s in sets:
-            bins = np.clip(np.digitize(s.probs[:, i], edges[1:-1]), 0, 9)
-            xs = [s.probs[bins == b, i].mean() for b in range(10) if (bins == b).any()]
-            ys = [s.y[bins == b, i].mean() for b in range(10) if (bins == b).any()]
+            known = s.y[:, i] >= 0
+            if not known.any():
+                continue
+            p_known, y_known = s.probs[known, i], s.y[known, i]
+            bins = np.clip(np.digitize(p_known, edges[1:-1]), 0, 9)
+            xs = [p_known[bins == b].mean() for b in range(10) if (bins == b).any()]
+            ys = [y_known[bins == b].mean() for b in range(10) if (bins == b).any()]
             ax.plot(xs, ys, marker="o", label=s.name)
         ax.set(title=f"{label}: reliability", xlabel="predicted probability", ylabel="observed rate",
                xlim=(0, 1), ylim=(0, 1))
@@ -96,7 +101,42 @@ def plot_curves(folder: Path, labels: list[str], sets: list[EvalSet]) -> list[st
     return ["pr_curves.png", "calibration.png"]
 
 
-def write_model_card(folder: Path, meta: BundleMeta, sets: list[EvalSet], data_counts: dict[str, int]) -> Path:
+def _data_section(prepared: dict) -> list[str]:
+    """Exactly which sources, licences and how many rows trained the model, and what was skipped."""
+    lines = ["## Training data", ""]
+    if prepared.get("recipe"):
+        lines.append(f"Recipe `{prepared['recipe']}`; corpora folder `{prepared.get('corpora')}`.")
+    lines += ["", "| source | format | tags it labels | licence | train | dev | test | sampled per epoch |",
+              "|---|---|---|---|---:|---:|---:|---:|"]
+    for name, c in prepared.get("sources", {}).items():
+        lines.append(f"| {name} | {c['format']} | {', '.join(c['tags'])} | {c['licence'] or '-'} | {c.get('train', 0)}"
+                     f" | {c.get('dev', 0)} | {c.get('test', 0)} | {c.get('per_epoch') or 'all'} |")
+    skipped = prepared.get("skipped_sources") or []
+    lines += ["", f"Skipped (not found at build time): {', '.join(skipped)}." if skipped else
+              "Every source of the recipe was present.", ""]
+    lines += ["A source's row says nothing about the tags it does not label: those are masked out of the loss,",
+              "never counted as 0. Thresholds were picked on: "
+              + (", ".join(prepared.get("calibrate_on") or []) or "the dev split") + ".", ""]
+    return lines
+
+
+def _challenge_section(challenge: dict) -> list[str]:
+    langs = sorted({lang for case in challenge["cases"] for lang in challenge["table"][case]})
+    lines = ["## Held-out challenge sets (functional tests; never trained on)", "",
+             "Share of rows whose hostile decision is right: accuracy on not-hostile case types, recall on",
+             "hostile ones, at the bundle's hostile threshold.", "",
+             "| case | hostile? | rows | all | " + " | ".join(langs) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(langs)]
+    for case in challenge["cases"]:
+        row = challenge["table"][case]
+        cells = [f"{row[lang]:.2f}" if lang in row else "" for lang in langs]
+        lines.append(f"| {case} | {'yes' if challenge['hostile_case'][case] else 'no'} | {challenge['counts'][case]}"
+                     f" | {challenge['overall'][case]:.2f} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def write_model_card(folder: Path, meta: BundleMeta, sets: list[EvalSet], prepared: dict,
+                     challenge: dict | None = None) -> Path:
     plots = plot_curves(folder, list(meta.labels), sets)
     lines = [f"# Model card: {meta.name} ({meta.version})", "",
              "Tags each comment **welcoming**, **curious** and/or **hostile** (none = neutral), per the",
@@ -105,15 +145,24 @@ def write_model_card(folder: Path, meta: BundleMeta, sets: list[EvalSet], data_c
              f"- base model: `{meta.base_model}`; max_length {meta.max_length}; text prefix `{meta.text_prefix!r}`",
              f"- served file: `{meta.model_file}` (ONNX; int8 dynamic quantization unless stated otherwise)",
              f"- thresholds: {meta.thresholds}", f"- temperatures: {meta.temperatures}",
-             f"- training data: {data_counts} rows per split; data digest `{meta.data_digest}`",
+             f"- data digest `{meta.data_digest}`",
              f"- training config digest `{meta.training_config_digest}`; created {meta.created_at.isoformat()}", ""]
     if "int8" in meta.metrics:
         lines.append(f"- int8 vs fp32 on dev: {meta.metrics['int8']}")
     if "parity" in meta.metrics:
         lines.append(f"- fp32 ONNX vs torch parity: {meta.metrics['parity']}")
     lines.append("")
+    lines += _data_section(prepared)
+    if challenge:
+        lines += _challenge_section(challenge)
     for s in sets:
         lines += [f"## Metrics: {s.name}", "", *_table(s.report), ""]
+        crossfit = s.report.get("crossfit")
+        if crossfit:
+            lines += [f"Cross-fitted on this set (thresholds picked on one half, measured on the other): macro-F1 "
+                      f"**{crossfit['macro_f1']:.3f}**; " + "; ".join(
+                          f"{t} P {_num(m['precision'])} R {_num(m['recall'])} F1 {_num(m['f1'])}"
+                          for t, m in crossfit["tags"].items()) + ".", ""]
     lines += ["## Curves", "", *(f"![{p}]({p})" for p in plots), ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines), encoding="utf-8")

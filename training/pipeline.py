@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from rich.table import Table
 
 from training.config import TrainConfig
 from training.data import (
-    LoadReport,
+    DataError,
     Row,
     assign_splits,
     by_split,
@@ -31,10 +32,13 @@ from training.data import (
     deduplicate,
     load_rows,
     read_assignment,
+    stable_hash,
 )
+from training.recipe import Recipe, Source
+from training.sources import read_source
 
 log = logging.getLogger(__name__)
-console = Console(stderr=True)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)  # wide tables in logs
 DEFAULT_ASSIGNMENT = Path("data/splits.jsonl")
 
 
@@ -48,25 +52,83 @@ def print_counts(rows: Sequence[Row], title: str) -> None:
     console.print(table)
 
 
-def prepare(data: Sequence[Path], work: Path, config: TrainConfig, *, strict: bool = False,
+def prepare(data: Recipe | Sequence[Path], work: Path, config: TrainConfig, *, strict: bool = False,
             assignment_file: Path | None = DEFAULT_ASSIGNMENT) -> list[Row]:
-    report: LoadReport = load_rows(data, strict=strict)
-    rows, dropped, conflicts = deduplicate(report.rows)
+    """Load every source of the recipe (or plain `--data` files), deduplicate, split, cap dev/test.
+
+    Writes WORK/prepared.jsonl (rows with their source and split) and WORK/prepare_report.json
+    (files, per-source counts, licences, what was skipped): the model card's data section.
+    """
+    recipe = data if isinstance(data, Recipe) else Recipe.from_files(list(data))
+    for note in recipe.check():
+        console.print(f"[yellow]{note}[/yellow]")
+    loaded: list[Row] = []
+    per_source: dict[str, dict] = {}
+    errors: list[str] = []
+    for source in recipe.available():
+        if strict and source.format == "labelled":
+            load_rows([source.path], strict=True)  # raises at the first bad row, naming it
+        rows, skipped = read_source(source)
+        loaded.extend(rows)
+        per_source[source.name] = {**source.describe(), "loaded": len(rows), "unusable": skipped}
+    rows, dropped, conflicts = deduplicate(loaded)
     assignment = read_assignment(assignment_file) if assignment_file else {}
+    unsplit = {id(row) for row in rows if row.split is None and row.id not in assignment}
     rows = assign_splits(rows, assignment=assignment, dev_fraction=config.dev_fraction,
                          test_fraction=config.test_fraction, seed=config.seed)
-    log.info("%d files, %d rows loaded, %d bad rows skipped, %d duplicates dropped (%d with other labels)",
-             len(report.files), len(report.rows), report.skipped, dropped, conflicts)
+    no_holdout = {s.name for s in recipe.available() if not s.holdout}
+    for row in rows:  # a corpus with its own test set keeps its hash-split test rows for training
+        if row.split == "test" and row.source in no_holdout and id(row) in unsplit:
+            row.split = "train"
+    rows = cap_eval_splits(rows, {s.name: s for s in recipe.available()}, seed=config.seed)
+    for name, counts in per_source.items():
+        mine = [r for r in rows if r.source == name]
+        counts.update({split: sum(r.split == split for r in mine) for split in ("train", "dev", "test")})
+    log.info("%d sources, %d rows loaded, %d duplicates dropped (%d with other labels), %d rows kept",
+             len(per_source), len(loaded), dropped, conflicts, len(rows))
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "prepared.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
+    skipped_sources = [s.name for s in recipe.missing()[1]]
     (work / "prepare_report.json").write_text(json.dumps({
-        "files": [str(f) for f in report.files], "rows": len(rows), "skipped": report.skipped,
-        "errors": report.errors[:1000], "duplicates_dropped": dropped, "duplicate_label_conflicts": conflicts,
+        "recipe": str(recipe.path) if recipe.path else None, "corpora": str(recipe.corpora),
+        "sources": per_source, "skipped_sources": skipped_sources,
+        "files": [str(s.path) for s in recipe.available()], "rows": len(rows), "errors": errors[:1000],
+        "duplicates_dropped": dropped, "duplicate_label_conflicts": conflicts,
+        "calibrate_on": [str(p) for p in recipe.calibrate_on], "eval_data": [str(p) for p in recipe.eval_data],
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print_counts(rows, f"rows per language and split ({len(rows)} after deduplication)")
+    print_sources(per_source)
     return rows
+
+
+def cap_eval_splits(rows: list[Row], sources: dict[str, Source], seed: int) -> list[Row]:
+    """Keep at most dev_cap / test_cap rows of each source's dev / test split (a stable sample).
+
+    The rows beyond a cap are dropped, never moved to train: a test row must stay unseen.
+    """
+    kept = []
+    grouped: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        grouped.setdefault((row.source, row.split or "train"), []).append(row)
+    for (name, split), members in grouped.items():
+        source = sources.get(name)
+        cap = {"dev": source.dev_cap, "test": source.test_cap}.get(split, 0) if source else 0
+        if cap and len(members) > cap:
+            members = sorted(members, key=lambda r: stable_hash(r.id, seed))[:cap]
+        kept.extend(members)
+    return kept
+
+
+def print_sources(per_source: dict[str, dict]) -> None:
+    table = Table(title="rows per source (train is sampled per epoch where per_epoch is set)")
+    for column in ("source", "format", "tags", "licence", "train", "dev", "test", "per_epoch", "unusable"):
+        table.add_column(column, justify="left" if column in ("source", "format", "tags", "licence") else "right")
+    for name, c in per_source.items():
+        table.add_row(name, c["format"], ",".join(c["tags"]), c["licence"], *(str(c.get(k, 0)) for k in (
+            "train", "dev", "test", "per_epoch", "unusable")))
+    console.print(table)
 
 
 def read_prepared(work: Path) -> dict[str, list[Row]]:
@@ -81,7 +143,15 @@ def fit_stage(work: Path, config: TrainConfig, *, resume: bool = False, monitor:
 
     splits = read_prepared(work)
     monitor_rows = load_rows(monitor, strict=True).rows if monitor else []
-    return fit(splits["train"], splits["dev"], config, work, resume=resume, monitor_rows=monitor_rows)
+    sources = read_prepare_report(work).get("sources", {})
+    return fit(splits["train"], splits["dev"], config, work, resume=resume, monitor_rows=monitor_rows,
+               epoch_caps={name: s.get("per_epoch", 0) for name, s in sources.items()},
+               select_sources=[name for name, s in sources.items() if s.get("select")])
+
+
+def read_prepare_report(work: Path) -> dict:
+    path = work / "prepare_report.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def calibrate_stage(work: Path, calibration_data: Sequence[Path] = ()) -> dict:
@@ -113,44 +183,108 @@ def export_stage(work: Path, out: Path, name: str | None = None):
     splits = read_prepared(work)
     all_rows = [row for rows in splits.values() for row in rows]
     return export_bundle(model, config, work, out, name=name or out.name, calibration=calibration,
-                         data_digest=data_digest(all_rows), dev_rows=splits["dev"])
+                         data_digest=data_digest(all_rows), dev_rows=int8_check_rows(splits["dev"], config.seed))
+
+
+def int8_check_rows(dev: list[Row], seed: int, limit: int = 1500) -> list[Row]:
+    """A stable sample of dev for the int8 gate: enough rows to see a drop, few enough to be quick."""
+    return sorted(dev, key=lambda r: stable_hash(r.id, seed))[:limit]
 
 
 def card_stage(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
-    """Evaluate the exported bundle (served path) on test and extra sets; write MODEL_CARD.md."""
+    """Evaluate the exported bundle (served path) on each source's test split, the held-out challenge
+    sets and extra sets; write MODEL_CARD.md."""
     from serving.bundle import Bundle, BundleMeta, write_bundle_meta
     from serving.predictor import Predictor
-    from training.evaluate import evaluate_rows, render
+    from training.evaluate import challenge_report, crossfit_report, evaluate_rows, render, render_challenge
     from training.model_card import EvalSet, write_model_card
 
     meta = BundleMeta.model_validate(json.loads((out / "bundle.json").read_text(encoding="utf-8")))
     predictor = Predictor(Bundle(out, meta))
     splits = read_prepared(work)
-    sets = [("seed dev split", splits["dev"]), ("seed test split", splits["test"])]
+    test_by_source: dict[str, list[Row]] = {}
+    for row in splits["test"]:
+        test_by_source.setdefault(row.source or "data", []).append(row)
+    sets = [(f"test split: {name}", rows) for name, rows in test_by_source.items()]
     sets += [(path.name, load_rows([path]).rows) for path in eval_data]
     results, reports = [], {}
+    challenge = None
     for title, rows in sets:
-        if not rows:
-            continue
         report, probs = evaluate_rows(predictor, rows)
         render(report, title, console)
         y = np.array([r.label_vector(meta.labels) for r in rows])
+        if title in {p.name for p in eval_data}:
+            report["crossfit"] = crossfit_report(y, probs, meta.labels, [r.id for r in rows])
+            console.print(f"{title}: cross-fitted (thresholds picked on one half, measured on the other): "
+                          f"macro-F1 {report['crossfit']['macro_f1']:.3f}")
+        if any(r.kind and r.source == "challenge" for r in rows):
+            challenge = challenge_report(rows, probs, meta.labels, meta.thresholds)
+            render_challenge(challenge, console)
         results.append(EvalSet(title, report, y, probs))
         reports[title] = report
-    metrics = {**meta.metrics, "evaluation": {k: v["overall"] for k, v in reports.items()}}
+    metrics = {**meta.metrics, "evaluation": {k: {**v["overall"], **({"crossfit": v["crossfit"]} if "crossfit" in v
+                                                                     else {})} for k, v in reports.items()}}
+    if challenge:
+        metrics["challenge"] = challenge["summary"]
     meta = write_bundle_meta(out, {**meta.model_dump(mode="json"), "metrics": metrics})
-    write_model_card(out, meta, results, {k: len(v) for k, v in splits.items()})
+    write_model_card(out, meta, results, read_prepare_report(work), challenge)
     return reports
 
 
-def run_all(data: Sequence[Path], out: Path, config: TrainConfig, *, work: Path | None = None,
+def publish(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
+    """Export and evaluate into a temporary folder beside `out`, then rename it into place.
+
+    A failed or interrupted build never leaves a half bundle that `belong serve` would refuse: `out`
+    is either the previous complete bundle or the new complete one.
+    """
+    import shutil
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    export_stage(work, partial, name=out.name)
+    reports = card_stage(work, partial, eval_data)
+    if out.exists():
+        retired = out.parent / f".{out.name}.old"
+        shutil.rmtree(retired, ignore_errors=True)
+        out.rename(retired)
+        partial.rename(out)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        partial.rename(out)
+    return reports
+
+
+def check_base_model(base_model: str) -> None:
+    """Fail in seconds when the base model is neither a local checkpoint nor loadable by id."""
+    if Path(base_model, "config.json").is_file():
+        return
+    try:
+        from transformers import AutoConfig
+
+        AutoConfig.from_pretrained(base_model)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+        hint = " (run `belong base import` to build the default one)" if "models/base" in base_model else ""
+        raise DataError(f"base model {base_model!r} not found: no local config.json and no hub copy{hint}") from exc
+
+
+def run_all(data: Recipe | Sequence[Path], out: Path, config: TrainConfig, *, work: Path | None = None,
             strict: bool = False, resume: bool = False, assignment_file: Path | None = DEFAULT_ASSIGNMENT,
             calibration_data: Sequence[Path] = (), eval_data: Sequence[Path] = (),
             monitor: Sequence[Path] = ()) -> dict:
+    """Every stage, after checking every input first: a missing file fails in seconds, not after training."""
+    recipe = data if isinstance(data, Recipe) else Recipe.from_files(list(data))
+    missing = [str(p) for p in [*calibration_data, *eval_data, *monitor] if not p.exists()]
+    if missing:
+        raise DataError("no such file or folder: " + ", ".join(missing))
+    for note in recipe.check():  # optional inputs of the recipe: skipped with one note each
+        console.print(f"[yellow]{note}[/yellow]")
+    recipe.calibrate_on += list(calibration_data)
+    recipe.eval_data += list(eval_data)
+    check_base_model(config.base_model)
     work = work or Path("runs") / out.name
-    prepare(data, work, config, strict=strict, assignment_file=assignment_file)
+    prepare(recipe, work, config, strict=strict, assignment_file=assignment_file)
     history = fit_stage(work, config, resume=resume, monitor=monitor)
-    calibrate_stage(work, calibration_data)
-    export_stage(work, out)
-    reports = card_stage(work, out, eval_data)
+    calibrate_stage(work, recipe.calibrate_on)
+    reports = publish(work, out, recipe.eval_data)
     return {"history": history, "reports": reports}

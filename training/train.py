@@ -101,27 +101,89 @@ def dev_score(logits: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict:
     return multilabel_metrics(y, probs, labels, thresholds)
 
 
+def masked_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None) -> torch.Tensor:
+    """BCE over the known labels only: an unknown tag (target < 0) adds no loss and no gradient.
+
+    Filling unknown tags with 0 would teach "a Davidson tweet is never welcoming"; the mask keeps a
+    source that labels one tag silent about the others.
+    """
+    known = targets >= 0
+    per_label = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, targets.clamp(min=0), pos_weight=pos_weight, reduction="none")
+    return (per_label * known).sum() / known.sum().clamp(min=1)
+
+
 def pos_weights(y: np.ndarray, cap: float) -> torch.Tensor:
-    positives = y.sum(axis=0)
-    negatives = len(y) - positives
+    """negatives / positives per tag over the rows that label it, clipped to [1, cap]."""
+    positives = (y == 1).sum(axis=0)
+    negatives = (y == 0).sum(axis=0)
     return torch.tensor(np.clip(negatives / np.maximum(positives, 1), 1.0, cap), dtype=torch.float32)
+
+
+def pr_aucs(logits: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """PR-AUC per tag over the rows that label it, where both classes occur."""
+    from sklearn.metrics import average_precision_score
+
+    out = {}
+    for i, label in enumerate(labels):
+        known = y[:, i] >= 0
+        if 0 < y[known, i].sum() < known.sum():
+            out[label] = round(float(average_precision_score(y[known, i], logits[known, i])), 4)
+    return out
 
 
 def monitor_score(logits: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict:
     """Threshold-free view of an external set: PR-AUC per tag and their mean."""
-    from sklearn.metrics import average_precision_score
-
-    pr_auc = {label: round(float(average_precision_score(y[:, i], logits[:, i])), 4)
-              for i, label in enumerate(labels) if 0 < y[:, i].sum() < len(y)}
+    pr_auc = pr_aucs(logits, y, labels)
     return {"pr_auc": pr_auc, "mean_pr_auc": round(float(np.mean(list(pr_auc.values()))), 4) if pr_auc else None}
 
 
-def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig, work: Path,
-        *, resume: bool = False, monitor_rows: Sequence[Row] = ()) -> dict:
-    """Train and keep the best checkpoint by dev macro-F1. Returns the training history.
+def per_source_scores(logits: np.ndarray, y: np.ndarray, sources: Sequence[str], labels: Sequence[str]) -> dict:
+    """Dev PR-AUC and best-threshold F1 per source and tag (each source on the tags it labels)."""
+    names = np.array(sources)
+    out = {}
+    for name in sorted(set(sources)):
+        members = names == name
+        report = dev_score(logits[members], y[members], labels)
+        out[name] = {"n": int(members.sum()), "pr_auc": pr_aucs(logits[members], y[members], labels),
+                     "f1": {t: m["f1"] for t, m in report["tags"].items() if m["support"]}}
+    return out
 
-    `monitor_rows` (e.g. real comments) are scored each epoch for the history only: they never
-    choose the checkpoint, so their figures stay an honest view of generalisation.
+
+def selection_score(by_source: dict, select: Sequence[str], labels: Sequence[str]) -> float | None:
+    """Mean over tags of the mean PR-AUC of the selecting sources that label the tag.
+
+    Threshold-free, so the checkpoint is chosen for ranking real comments, not for one operating point.
+    """
+    per_tag = []
+    for label in labels:
+        values = [by_source[name]["pr_auc"][label] for name in select
+                  if name in by_source and label in by_source[name]["pr_auc"]]
+        if values:
+            per_tag.append(float(np.mean(values)))
+    return round(float(np.mean(per_tag)), 4) if per_tag else None
+
+
+def sample_epoch(sources: Sequence[str], caps: dict[str, int], rng: np.random.Generator) -> np.ndarray:
+    """Row indices for one epoch: sources with a per-epoch cap contribute a fresh random sample."""
+    names = np.array(sources)
+    chosen = []
+    for name in sorted(set(sources)):
+        members = np.nonzero(names == name)[0]
+        cap = caps.get(name, 0)
+        chosen.append(rng.choice(members, size=cap, replace=False) if 0 < cap < len(members) else members)
+    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=int)
+
+
+def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig, work: Path,
+        *, resume: bool = False, monitor_rows: Sequence[Row] = (), epoch_caps: dict[str, int] | None = None,
+        select_sources: Sequence[str] = ()) -> dict:
+    """Train and keep the best checkpoint. Returns the training history.
+
+    The checkpoint is chosen by `selection_score` on the dev rows of `select_sources` (real comments)
+    when any are given, else by dev macro-F1. `epoch_caps` samples that many train rows per epoch from
+    a source (large corpora). `monitor_rows` (e.g. real comments) are scored each epoch for the history
+    only: they never choose the checkpoint, so their figures stay an honest view of generalisation.
     """
     if not train_rows or not dev_rows:
         raise ValueError(f"need train and dev rows, got {len(train_rows)} train and {len(dev_rows)} dev")
@@ -152,7 +214,12 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
         ],
         weight_decay=config.weight_decay,
     )
-    steps_per_epoch = -(-len(train_ids) // config.batch_size)
+    epoch_caps = epoch_caps or {}
+    train_sources = [r.source for r in train_rows]
+    dev_sources = [r.source for r in dev_rows]
+    select_sources = [name for name in select_sources if name in set(dev_sources)]
+    epoch_size = len(sample_epoch(train_sources, epoch_caps, np.random.default_rng(0)))
+    steps_per_epoch = -(-epoch_size // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
@@ -164,9 +231,7 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
         return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    loss_fn = torch.nn.BCEWithLogitsLoss(
-        pos_weight=pos_weights(y_train, config.max_pos_weight).to(device) if config.class_weights else None
-    )
+    pos_weight = pos_weights(y_train, config.max_pos_weight).to(device) if config.class_weights else None
 
     state = {"epoch": 0, "step": 0, "best_f1": -1.0, "stale": 0, "history": []}
     if resume and (work / "last.pt").is_file():
@@ -182,7 +247,9 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
         epoch = state["epoch"]
         model.train()
         rng = np.random.default_rng(config.seed + epoch)  # the epoch's order is reproducible on resume
-        batches = length_grouped_batches(lengths, config.batch_size, rng)
+        epoch_rows = sample_epoch(train_sources, epoch_caps, rng)
+        batches = [[int(epoch_rows[i]) for i in batch]
+                   for batch in length_grouped_batches([lengths[i] for i in epoch_rows], config.batch_size, rng)]
         started, seen, running = time.perf_counter(), 0, 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                    disable=os.environ.get("BELONG_NO_PROGRESS") == "1",
@@ -190,7 +257,7 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
         for batch_index in bar:
             batch = collate([train_ids[i] for i in batch_index], y_train[batch_index], pad_id)
             logits = model(batch.input_ids.to(device), batch.attention_mask.to(device))
-            loss = loss_fn(logits, batch.labels.to(device))
+            loss = masked_bce(logits, batch.labels.to(device), pos_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -203,31 +270,41 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
             if config.max_steps and state["step"] >= config.max_steps:
                 break
         elapsed = time.perf_counter() - started
-        report = dev_score(predict_logits(model, dev_ids, pad_id, device), y_dev, labels)
+        dev_logits = predict_logits(model, dev_ids, pad_id, device)
+        report = dev_score(dev_logits, y_dev, labels)
+        by_source = per_source_scores(dev_logits, y_dev, dev_sources, labels)
         entry = {
             "epoch": epoch + 1, "step": state["step"], "loss": round(running, 4),
             "examples_per_s": round(seen / elapsed, 2), "dev_macro_f1": report["macro_f1"],
             "dev_f1": {label: report["tags"][label]["f1"] for label in labels},  # None: no positives
+            "dev_by_source": by_source,
         }
+        score = selection_score(by_source, select_sources, labels) if select_sources else None
+        entry["selection"] = {"metric": "mean PR-AUC of " + ",".join(select_sources), "value": score} \
+            if score is not None else {"metric": "dev macro-F1", "value": report["macro_f1"]}
+        score = entry["selection"]["value"]
         if monitor_ids:
             entry["monitor"] = monitor_score(predict_logits(model, monitor_ids, pad_id, device), y_monitor, labels)
         state["history"].append(entry)
-        log.info("epoch %d: loss %.4f, %.1f ex/s, dev macro-F1 %.4f %s%s", epoch + 1, running,
-                 entry["examples_per_s"], report["macro_f1"], entry["dev_f1"],
+        log.info("epoch %d: loss %.4f, %.1f ex/s, dev macro-F1 %.4f %s, %s %.4f%s", epoch + 1, running,
+                 entry["examples_per_s"], report["macro_f1"], entry["dev_f1"], entry["selection"]["metric"], score,
                  f", monitor {entry['monitor']}" if monitor_ids else "")
+        for name, figures in by_source.items():
+            log.info("  dev %-12s n=%-5d PR-AUC %s F1 %s", name, figures["n"], figures["pr_auc"], figures["f1"])
         state["epoch"] = epoch + 1
-        if report["macro_f1"] > state["best_f1"]:
-            state["best_f1"], state["stale"] = report["macro_f1"], 0
+        if score > state["best_f1"]:
+            state["best_f1"], state["stale"] = score, 0
             save_checkpoint(work / "best.pt", model, epoch=epoch + 1, dev=report)
         else:
             state["stale"] += 1
         save_checkpoint(work / "last.pt", model, optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), state=state, torch_rng=torch.get_rng_state())
         if state["stale"] > config.early_stopping_patience:
-            log.info("early stopping: dev macro-F1 has not improved for %d epoch(s)", state["stale"])
+            log.info("early stopping: %s has not improved for %d epoch(s)", entry["selection"]["metric"],
+                     state["stale"])
             break
     (work / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n", encoding="utf-8")
-    return {"history": state["history"], "best_dev_macro_f1": state["best_f1"]}
+    return {"history": state["history"], "best_selection_score": state["best_f1"]}
 
 
 def load_trained(work: Path) -> tuple[Tagger, TrainConfig]:

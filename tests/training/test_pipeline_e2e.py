@@ -26,7 +26,7 @@ def test_bundle_has_every_file_and_valid_meta(tiny_bundle):
     assert meta.training_config_digest.startswith("sha256:") and meta.data_digest.startswith("sha256:")
     assert max(meta.metrics["parity"]["max_abs_diff"].values()) <= 1e-4
     assert {"dev_macro_f1_fp32", "dev_macro_f1_int8"} <= set(meta.metrics["int8"])
-    assert "seed test split" in meta.metrics["evaluation"]
+    assert "test split: tiny_rows" in meta.metrics["evaluation"]  # one report per source's test split
     card = (tiny_bundle / "MODEL_CARD.md").read_text()
     assert card.index("Limitations and bias") < card.index("## Metrics")
     assert "| welcoming |" in card and "![pr_curves.png](pr_curves.png)" in card
