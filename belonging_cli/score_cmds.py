@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., help="JSON Lines: input fields plus `scores` and `tags`."),
     ) -> None:
         """Score every line; a line without usable text gets an `error` field and the rest go on."""
-        from serving.bundle import BundleError
-        from serving.predictor import Predictor
+        from serving.engine.bundle import BundleError
+        from serving.engine.predictor import Predictor
 
         try:
             predictor = Predictor.from_path(bundle)

@@ -94,8 +94,8 @@ def serve(
     """Serve the scoring API (OpenAPI at /docs)."""
     import uvicorn
 
-    from serving.app import create_app
-    from serving.bundle import BundleError
+    from serving.api.app import create_app
+    from serving.engine.bundle import BundleError
 
     settings = _settings(
         bundle=bundle,
@@ -185,7 +185,7 @@ def keys_revoke(
 # --- db ---
 
 db_app = typer.Typer(
-    help="The store's schema (Alembic migrations shipped in serving/migrations).", no_args_is_help=True
+    help="The store's schema (Alembic migrations shipped in serving/storage/migrations).", no_args_is_help=True
 )
 
 
@@ -241,7 +241,7 @@ def replay(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from serving.replay import replay as run_replay
+    from belonging_cli.replay import replay as run_replay
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the bar
     source = file

@@ -129,8 +129,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Metrics of a bundle on labelled files, through the served predictor."""
-        from serving.bundle import BundleError
-        from serving.predictor import Predictor
+        from serving.engine.bundle import BundleError
+        from serving.engine.predictor import Predictor
         from training.data import DataError, load_rows
         from training.evaluate import evaluate_rows, render
 

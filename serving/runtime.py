@@ -13,12 +13,12 @@ import logging
 from fastapi import HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from serving.auth import KeyStore
-from serving.batching import MicroBatcher, PredictorLike
-from serving.bundle import Bundle
-from serving.lang import language_detector, parse_languages
-from serving.metrics import Metrics
-from serving.scoring import ScoringService
+from serving.api.auth import KeyStore
+from serving.engine.batching import MicroBatcher, PredictorLike
+from serving.engine.bundle import Bundle
+from serving.engine.lang import language_detector, parse_languages
+from serving.api.metrics import Metrics
+from serving.api.scoring import ScoringService
 from serving.settings import Settings
 from serving.storage.db import check_at_head, make_engine, make_sessionmaker, upgrade
 from serving.storage.writer import GroupWriter
@@ -76,7 +76,7 @@ class Runtime:
         """Build the predictor (unless one was given), warm it up, start the batcher."""
         try:
             if self.predictor is None:
-                from serving.predictor import Predictor
+                from serving.engine.predictor import Predictor
 
                 assert self.bundle is not None
                 log.info("loading %r with %d thread(s)", self.bundle, self.settings.threads)

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from serving.lang import DEFAULT_LANGUAGES
+from serving.engine.lang import DEFAULT_LANGUAGES
 
 DEFAULT_DATABASE_URL = "sqlite:///var/belonging.db"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     batch_overhead: Annotated[float, Field(ge=0, le=100_000)] = 32.0
 
     # --- request limits ---
-    # (at most 256 comments of 1 to 10,000 characters: fixed in serving/schemas.py, the API contract)
+    # (at most 256 comments of 1 to 10,000 characters: fixed in serving/api/schemas.py, the API contract)
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
     max_line_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024  # one NDJSON line of /v1/stream
     stream_window: Annotated[int, Field(ge=1, le=4096)] = 64  # /v1/stream lines scored ahead of output

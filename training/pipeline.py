@@ -86,7 +86,7 @@ def fit_stage(work: Path, config: TrainConfig, *, resume: bool = False, monitor:
 
 def calibrate_stage(work: Path, calibration_data: Sequence[Path] = ()) -> dict:
     """Fit temperatures/thresholds on the dev split (or on `calibration_data` files when given)."""
-    from serving.predictor import load_tokenizer, pad_id_of
+    from serving.engine.predictor import load_tokenizer, pad_id_of
     from training.calibrate import calibrate
     from training.train import load_trained, predict_logits
 
@@ -118,8 +118,8 @@ def export_stage(work: Path, out: Path, name: str | None = None):
 
 def card_stage(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
     """Evaluate the exported bundle (served path) on test and extra sets; write MODEL_CARD.md."""
-    from serving.bundle import Bundle, BundleMeta, write_bundle_meta
-    from serving.predictor import Predictor
+    from serving.engine.bundle import Bundle, BundleMeta, write_bundle_meta
+    from serving.engine.predictor import Predictor
     from training.evaluate import evaluate_rows, render
     from training.model_card import EvalSet, write_model_card
 

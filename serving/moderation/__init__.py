@@ -1,6 +1,6 @@
 """Moderator pages served by the scoring app: review flagged threads, correct tags, read the audit log.
 
-Usage (in `serving.app.create_app`, after the API routers):
+Usage (in `serving.api.app.create_app`, after the API routers):
     install_moderation(app)     # pages under /moderation, static files, security headers
 
 Accounts come from `belong users add NAME --role moderator|admin`. See docs/moderation.md.

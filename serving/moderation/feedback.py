@@ -30,7 +30,7 @@ from serving.moderation.review import decisions_for, final_labels
 from serving.storage.comments import tags_of
 from serving.storage.models import Comment
 from serving.storage.moderation import CommentLabel, Moderator
-from serving.tags import TAGS
+from serving.labels import TAGS
 
 CHUNK = 400
 

@@ -26,7 +26,7 @@ from serving.moderation.settings import ModerationSettings
 from serving.runtime import Runtime
 from serving.storage.models import Comment
 from serving.storage.threads import FlagLimits
-from serving.tags import TAGS
+from serving.labels import TAGS
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from serving.storage.analytics import (
 from serving.storage.models import Comment, Thread
 from serving.storage.moderation import AuditEntry, CommentLabel
 from serving.storage.threads import FlagLimits, flag_condition
-from serving.tags import TAGS
+from serving.labels import TAGS
 from serving.timefmt import utcnow
 
 Sort = Literal["worst", "newest"]

@@ -22,7 +22,7 @@ from serving.moderation.audit import Actor, record
 from serving.storage.comments import tags_of
 from serving.storage.models import Comment, Thread
 from serving.storage.moderation import CommentLabel
-from serving.tags import TAGS
+from serving.labels import TAGS
 from serving.timefmt import utcnow
 
 COMMENT_ACTIONS = ("confirm", "reject", "add", "clear", "accept")

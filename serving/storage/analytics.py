@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from serving.storage.models import Comment
-from serving.tags import TAGS
+from serving.labels import TAGS
 
 Bucket = Literal["hour", "day"]
 BUCKET_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}

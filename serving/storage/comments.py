@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from serving.storage.models import Comment, Thread
-from serving.tags import TAGS
+from serving.labels import TAGS
 from serving.timefmt import utcnow
 
 Key = tuple[str, str]  # (community_id, comment_id); community "" when none was given

@@ -1,4 +1,4 @@
-"""ORM tables. The Alembic migrations in `serving/migrations/` are the source of the schema;
+"""ORM tables. The Alembic migrations in `serving/storage/migrations/` are the source of the schema;
 these classes mirror them (a test checks that they agree).
 
 Times are naive UTC. A comment without a community is stored with community_id "" so that the

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.app import create_app
+from serving.api.app import create_app
 from serving.moderation import accounts
 from serving.moderation.audit import Actor
 from serving.storage.db import make_engine, make_sessionmaker

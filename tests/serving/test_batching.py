@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from serving.batching import BatcherStopped, Item, MicroBatcher, Overloaded, plan_batches
+from serving.engine.batching import BatcherStopped, Item, MicroBatcher, Overloaded, plan_batches
 from tests.serving.conftest import FakePredictor
 
 

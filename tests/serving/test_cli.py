@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from belonging_cli.main import app as cli
-from serving.app import create_app
+from serving.api.app import create_app
 from serving.storage.db import make_engine, make_sessionmaker
 from serving.storage.keys import find_active_key, hash_token
 from tests.live_server import serve_in_thread
@@ -98,7 +98,7 @@ def test_replay_with_a_wrong_key_reports_errors(live_server, tmp_path):
 
 
 def test_replay_batches_never_repeat_an_id(tmp_path):
-    from serving.replay import Summary, batches, read_comments
+    from belonging_cli.replay import Summary, batches, read_comments
 
     path = tmp_path / "dups.jsonl"
     rows = [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}, {"id": "a", "text": "z"}, {"id": "c", "text": "w"}]
@@ -111,7 +111,7 @@ def test_replay_batches_never_repeat_an_id(tmp_path):
 
 
 def test_replay_groups_threadless_comments_into_reply_threads(tmp_path):
-    from serving.replay import Summary, read_comments
+    from belonging_cli.replay import Summary, read_comments
 
     path = tmp_path / "tweets.jsonl"
     rows = [{"id": str(i), "text": f"tweet {i}"} for i in range(5)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving.app import create_app
-from serving.bundle import BundleError
+from serving.api.app import create_app
+from serving.engine.bundle import BundleError
 from serving.settings import Settings
 from tests.serving.conftest import FakePredictor, bearer
 

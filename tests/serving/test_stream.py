@@ -7,7 +7,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
+from serving.api.app import create_app
 from tests.serving.conftest import FakePredictor, bearer, wait_ready
 
 

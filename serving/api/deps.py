@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from serving.auth import Principal, require
+from serving.api.auth import Principal, require
 from serving.runtime import Runtime
 
 

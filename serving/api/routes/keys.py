@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.concurrency import run_in_threadpool
 
-from serving.deps import AdminKey, RuntimeDep
-from serving.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
+from serving.api.deps import AdminKey, RuntimeDep
+from serving.api.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
 from serving.storage.keys import create_key, list_keys, revoke_key
 from serving.timefmt import from_db
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from serving.bundle import Bundle, load_bundle
+from serving.engine.bundle import Bundle, load_bundle
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from serving.batching import PredictorLike
-from serving.bundle import Bundle, BundleError, load_bundle
-from serving.errors import BodyLimitMiddleware, CatchAllMiddleware, validation_handler
-from serving.metrics import Metrics, MetricsMiddleware
+from serving.engine.batching import PredictorLike
+from serving.engine.bundle import Bundle, BundleError, load_bundle
+from serving.api.errors import BodyLimitMiddleware, CatchAllMiddleware, validation_handler
+from serving.api.metrics import Metrics, MetricsMiddleware
 from serving.moderation import install_moderation
-from serving.routes import ROUTERS
+from serving.api.routes import ROUTERS
 from serving.runtime import Runtime
 from serving.settings import Settings
-from serving.tags import TAGS
+from serving.labels import TAGS
 
 log = logging.getLogger(__name__)
 

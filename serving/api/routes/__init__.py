@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.routes import communities, flags, health, info, keys, score, stream, threads
+from serving.api.routes import communities, flags, health, info, keys, score, stream, threads
 
 ROUTERS = [
     score.router,

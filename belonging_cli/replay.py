@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from serving.errors import describe_errors, summarize
-from serving.schemas import MAX_COMMENTS, CommentIn
+from serving.api.errors import describe_errors, summarize
+from serving.api.schemas import MAX_COMMENTS, CommentIn
 
 log = logging.getLogger(__name__)
 KNOWN_FIELDS = set(CommentIn.model_fields)

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from serving.deps import ReadKey, RuntimeDep
-from serving.schemas import BelongingReport, Bucket, BucketStats, NewcomerStats, TagStats
+from serving.api.deps import ReadKey, RuntimeDep
+from serving.api.schemas import BelongingReport, Bucket, BucketStats, NewcomerStats, TagStats
 from serving.storage.analytics import (
     BUCKET_STEP,
     Reception,
@@ -23,7 +23,7 @@ from serving.storage.analytics import (
     newcomer_reception,
     tag_counts_by_bucket,
 )
-from serving.tags import TAGS
+from serving.labels import TAGS
 from serving.timefmt import from_db, parse_rfc3339, to_db, utcnow
 
 router = APIRouter(tags=["reading"])

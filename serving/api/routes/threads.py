@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from serving.deps import ReadKey, RuntimeDep
-from serving.schemas import MAX_ID_CHARS, ModelRef, StoredComment, ThreadComments
+from serving.api.deps import ReadKey, RuntimeDep
+from serving.api.schemas import MAX_ID_CHARS, ModelRef, StoredComment, ThreadComments
 from serving.storage.comments import scores_of, tags_of, thread_comments
 from serving.storage.models import Comment
 from serving.timefmt import from_db

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.schemas import MAX_COMMENTS
+from serving.api.schemas import MAX_COMMENTS
 
 log = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 5

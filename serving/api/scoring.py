@@ -16,9 +16,9 @@ from datetime import datetime
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
-from serving.batching import Item, MicroBatcher, Scored
-from serving.metrics import Metrics
-from serving.schemas import CommentIn, ScoredComment
+from serving.engine.batching import Item, MicroBatcher, Scored
+from serving.api.metrics import Metrics
+from serving.api.schemas import CommentIn, ScoredComment
 from serving.storage.comments import Key, NewComment, StoredResult, find_results
 from serving.storage.writer import GroupWriter
 from serving.timefmt import to_db, utcnow

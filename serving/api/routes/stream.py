@@ -21,11 +21,11 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from serving.batching import BatcherStopped, Overloaded
-from serving.deps import RuntimeDep, ScoreKey
-from serving.errors import describe_errors, summarize
-from serving.schemas import CommentIn, StreamError, StreamErrorBody, StreamScored
-from serving.scoring import ScoringService
+from serving.engine.batching import BatcherStopped, Overloaded
+from serving.api.deps import RuntimeDep, ScoreKey
+from serving.api.errors import describe_errors, summarize
+from serving.api.schemas import CommentIn, StreamError, StreamErrorBody, StreamScored
+from serving.api.scoring import ScoringService
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["scoring"])

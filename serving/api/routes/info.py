@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.deps import ReadKey, RuntimeDep
-from serving.schemas import MAX_COMMENTS, MAX_TEXT_CHARS, Info, Limits
+from serving.api.deps import ReadKey, RuntimeDep
+from serving.api.schemas import MAX_COMMENTS, MAX_TEXT_CHARS, Info, Limits
 
 router = APIRouter(tags=["model"])
 

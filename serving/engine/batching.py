@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class PredictorLike(Protocol):
-    """What serving needs from `serving.predictor.Predictor` (fakes in tests mimic it)."""
+    """What serving needs from `serving.engine.predictor.Predictor` (fakes in tests mimic it)."""
 
     labels: list[str]
     max_length: int

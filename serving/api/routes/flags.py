@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from serving.deps import ReadKey, RuntimeDep
-from serving.schemas import MAX_ID_CHARS, FlaggedThread, FlagLimitsOut, FlagsPage
+from serving.api.deps import ReadKey, RuntimeDep
+from serving.api.schemas import MAX_ID_CHARS, FlaggedThread, FlagLimitsOut, FlagsPage
 from serving.storage.models import Thread
 from serving.storage.threads import FlagLimits, flagged_threads
 from serving.timefmt import from_db

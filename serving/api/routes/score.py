@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from serving.batching import BatcherStopped, Overloaded
-from serving.deps import RuntimeDep, ScoreKey
-from serving.errors import describe_errors, summarize
-from serving.schemas import CommentIn, ModelRef, ScoreRequest, ScoreResponse
-from serving.scoring import key_of
+from serving.engine.batching import BatcherStopped, Overloaded
+from serving.api.deps import RuntimeDep, ScoreKey
+from serving.api.errors import describe_errors, summarize
+from serving.api.schemas import CommentIn, ModelRef, ScoreRequest, ScoreResponse
+from serving.api.scoring import key_of
 
 router = APIRouter(tags=["scoring"])
 
