@@ -20,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from serving.labels import SCOPES, TAGS
+
 log = logging.getLogger(__name__)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -105,7 +107,7 @@ def serve(
         auth_disabled=True if no_auth else None,
     )
     if issue_key:
-        token = _issue_key(settings, "local", ["score", "read", "admin"])
+        token = _issue_key(settings, "local", list(SCOPES))
         err.print(f"API key for local use (scopes score, read, admin), shown once:\n[bold]{token}[/bold]")
     try:
         app = create_app(settings)
@@ -281,7 +283,7 @@ def print_summary(summary: Any) -> None:
     console.print(f"replayed {summary.lines} lines in {summary.seconds:.1f} s ({summary.rate:.0f} comments/s)")
     table = Table("", "comments", "share")
     table.add_row("scored", str(summary.scored), "")
-    for tag in ("welcoming", "curious", "hostile"):
+    for tag in TAGS:
         share = summary.tags[tag] / summary.scored if summary.scored else 0.0
         table.add_row(f"  {tag}", str(summary.tags[tag]), f"{share:.1%}")
     table.add_row("  truncated", str(summary.truncated), "")

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.engine.lang import DEFAULT_LANGUAGES
+from serving.storage.threads import FlagLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///var/belonging.db"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -92,3 +93,8 @@ class Settings(BaseSettings):
     @property
     def migrate_on_start(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def flag_limits(self) -> FlagLimits:
+        """The flag limits, as the API (`/v1/flags`) and the moderator queue both apply them."""
+        return FlagLimits(self.flag_hostile_count, self.flag_hostile_share, self.flag_min_comments)

@@ -18,15 +18,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from serving.api.auth import KeyStore
+from serving.api.errors import BodyLimitMiddleware, CatchAllMiddleware, model_unavailable_handler, validation_handler
+from serving.api.metrics import Metrics, MetricsMiddleware
+from serving.api.routes import ROUTERS
+from serving.api.scoring import ScoringService
 from serving.engine.batching import PredictorLike
 from serving.engine.bundle import Bundle, BundleError, load_bundle
-from serving.api.errors import BodyLimitMiddleware, CatchAllMiddleware, validation_handler
-from serving.api.metrics import Metrics, MetricsMiddleware
-from serving.moderation import install_moderation
-from serving.api.routes import ROUTERS
-from serving.runtime import Runtime
-from serving.settings import Settings
 from serving.labels import TAGS
+from serving.moderation import install_moderation
+from serving.runtime import ModelUnavailable, Runtime
+from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,14 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
     else:
         check_labels(list(predictor.labels), "the predictor")
     metrics = Metrics()
-    runtime = Runtime(settings, metrics, bundle=bundle, predictor=predictor)
+    runtime = Runtime(
+        settings,
+        bundle=bundle,
+        predictor=predictor,
+        on_batch=metrics.batch_size.observe,
+        on_queue_depth=metrics.queue_depth.set,
+        on_ready=lambda ready: metrics.model_ready.set(1 if ready else 0),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,7 +78,11 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.runtime = runtime
+    app.state.metrics = metrics
+    app.state.key_store = KeyStore(runtime.sessions, settings.key_cache_seconds)
+    app.state.scoring = ScoringService(runtime, metrics)
     app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(ModelUnavailable, model_unavailable_handler)
     # Last added runs first: metrics see every response, including the 500s and 413s below them.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt={"/v1/stream"})
     app.add_middleware(CatchAllMiddleware)

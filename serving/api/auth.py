@@ -1,6 +1,6 @@
 """API-key access: `Authorization: Bearer <key>`, scopes checked per route.
 
-Usage in a route: `principal: Principal = Depends(require("score"))`.
+Usage in a route: `def handler(_: ReadKey)`, or `principal: Principal = Depends(require("score"))`.
 
 401 when the key is missing or unknown, 403 when it lacks the route's scope. `admin` implies the
 other scopes. Lookups are cached for `key_cache_seconds` (revoking through the API clears the cache
@@ -14,14 +14,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from serving.api.deps import RuntimeDep
+from serving.labels import ADMIN, SCOPES
 from serving.storage.keys import find_active_key, hash_token
 
-ADMIN = "admin"
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key from `belong keys create`.")
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -36,7 +37,7 @@ class Principal:
         return scope in self.scopes or ADMIN in self.scopes
 
 
-LOCAL_PRINCIPAL = Principal(key_id=None, name="auth disabled", scopes=frozenset({"score", "read", "admin"}))
+LOCAL_PRINCIPAL = Principal(key_id=None, name="auth disabled", scopes=frozenset(SCOPES))
 
 
 class KeyStore:
@@ -60,7 +61,7 @@ class KeyStore:
         cached = self._cache.get(key_hash)
         if cached is not None and cached[1] > now:
             return cached[0]
-        principal = await run_in_threadpool(self._lookup, key_hash)
+        principal = await to_thread.run_sync(self._lookup, key_hash)
         if self.cache_seconds > 0:
             if len(self._cache) > 10_000:  # unknown tokens must not grow this without bound
                 self._cache.clear()
@@ -71,13 +72,23 @@ class KeyStore:
         self._cache = {h: v for h, v in self._cache.items() if v[0] is None or v[0].key_id != key_id}
 
 
+async def get_key_store(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.key_store
+    return keys
+
+
+KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits requests whose key carries `scope` (or admin)."""
 
     async def dependency(
-        request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+        request: Request,
+        runtime: RuntimeDep,
+        keys: KeyStoreDep,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     ) -> Principal:
-        runtime = request.app.state.runtime
         if runtime.settings.auth_disabled:
             return LOCAL_PRINCIPAL
         header = request.headers.get("authorization")
@@ -87,7 +98,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise HTTPException(401, "malformed Authorization header: expected 'Bearer <key>'", headers=CHALLENGE)
-        principal = await runtime.keys.resolve(token)
+        principal = await keys.resolve(token)
         if principal is None:
             raise HTTPException(401, "invalid or revoked API key", headers=CHALLENGE)
         if not principal.allows(scope):
@@ -96,3 +107,8 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+ScoreKey = Annotated[Principal, Depends(require("score"))]
+ReadKey = Annotated[Principal, Depends(require("read"))]
+AdminKey = Annotated[Principal, Depends(require("admin"))]

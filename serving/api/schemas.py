@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
+from serving.labels import Scope, ThreadStatus
 from serving.timefmt import parse_rfc3339
 
 MAX_COMMENTS = 256
@@ -20,9 +21,7 @@ MAX_ID_CHARS = 200
 Id = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS)]
 Rfc3339 = Annotated[datetime, BeforeValidator(parse_rfc3339)]
 Lang = Annotated[StrictStr, Field(min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")]
-Scope = Literal["score", "read", "admin"]
 Bucket = Literal["hour", "day"]
-ThreadStatus = Literal["open", "resolved", "dismissed"]
 
 
 class Strict(BaseModel):

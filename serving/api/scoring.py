@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session, sessionmaker
+from anyio import to_thread
 
-from serving.engine.batching import Item, MicroBatcher, Scored
 from serving.api.metrics import Metrics
 from serving.api.schemas import CommentIn, ScoredComment
+from serving.engine.batching import BatcherStopped, Item, Scored
+from serving.runtime import Runtime
 from serving.storage.comments import Key, NewComment, StoredResult, find_results
-from serving.storage.writer import GroupWriter
 from serving.timefmt import to_db, utcnow
 
 
@@ -29,39 +28,45 @@ def key_of(comment: CommentIn) -> Key:
 
 
 class ScoringService:
-    def __init__(
-        self,
-        batcher: MicroBatcher,
-        sessions: sessionmaker[Session],
-        writer: GroupWriter,
-        metrics: Metrics,
-        *,
-        model_name: str,
-        model_version: str,
-    ) -> None:
-        self.batcher = batcher
-        self.sessions = sessions
-        self.writer = writer
+    """One per app (`app.state.scoring`), over the runtime's batcher, store and writer.
+
+    Call `check_ready()` first: it raises ModelUnavailable (answered 503) until the model is loaded.
+    """
+
+    def __init__(self, runtime: Runtime, metrics: Metrics) -> None:
+        self.runtime = runtime
         self.metrics = metrics
-        self.model_name = model_name
-        self.model_version = model_version
+
+    def check_ready(self) -> None:
+        self.runtime.require_ready()
+
+    @property
+    def model_name(self) -> str:
+        return self.runtime.model_name
+
+    @property
+    def model_version(self) -> str:
+        return self.runtime.model_version
 
     def _find(self, keys: Sequence[Key]) -> dict[Key, StoredResult]:
-        with self.sessions() as session:
+        with self.runtime.sessions() as session:
             return find_results(session, keys)
 
     async def score(self, comments: Sequence[CommentIn], *, store: bool) -> list[ScoredComment]:
+        batcher = self.runtime.batcher
+        if batcher is None:
+            raise BatcherStopped("the model is not ready")
         keys = [key_of(c) for c in comments]
-        stored = await run_in_threadpool(self._find, keys) if store else {}
+        stored = await to_thread.run_sync(self._find, keys) if store else {}
         todo = [i for i, k in enumerate(keys) if k not in stored]
-        fresh = await self.batcher.score([Item(comments[i].text, comments[i].lang) for i in todo])
+        fresh = await batcher.score([Item(comments[i].text, comments[i].lang) for i in todo])
         self.metrics.count_scored([s.tags for s in fresh])
         results: dict[int, Scored | StoredResult] = dict(zip(todo, fresh, strict=True))
         if store and todo:
             now = utcnow()
             rows = [self._row(comments[i], fresh_i, now) for i, fresh_i in zip(todo, fresh, strict=True)]
             # Stored meanwhile by a concurrent request: answer with what is stored.
-            replaced = await self.writer.write(rows)
+            replaced = await self.runtime.writer.write(rows)
             results.update({i: replaced[keys[i]] for i in todo if keys[i] in replaced})
         for i, k in enumerate(keys):
             if k in stored:

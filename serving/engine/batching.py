@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from serving.worker import QueueWorker, deliver
+
 log = logging.getLogger(__name__)
 
 
@@ -82,15 +84,6 @@ class _Job:
         self.remaining = len(self.items)
 
 
-def _settle(future: asyncio.Future[list[Scored]], value: list[Scored] | BaseException) -> None:
-    if future.done():  # the request was cancelled (client went away)
-        return
-    if isinstance(value, BaseException):
-        future.set_exception(value)
-    else:
-        future.set_result(value)
-
-
 def plan_batches(lengths: Sequence[int], max_batch: int, overhead: float) -> list[list[int]]:
     """Split comments into batches that cost the model least: indices sorted by token length, cut
     into runs of at most `max_batch`.
@@ -121,7 +114,9 @@ def plan_batches(lengths: Sequence[int], max_batch: int, overhead: float) -> lis
     return batches[::-1]
 
 
-class MicroBatcher:
+class MicroBatcher(QueueWorker[_Job]):
+    thread_name = "belong-batcher"
+
     def __init__(
         self,
         predictor: PredictorLike,
@@ -144,35 +139,15 @@ class MicroBatcher:
         self._on_batch = on_batch or (lambda n: None)
         self._on_queue_depth = on_queue_depth or (lambda n: None)
         self._detect = detect
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._pending = 0  # comments queued but not yet taken by the worker
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._running = False
-
-    @property
-    def running(self) -> bool:
-        return self._running
-
-    @property
-    def queue_depth(self) -> int:
-        return self._pending
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._running = True
-        self._thread = threading.Thread(target=self._work, name="belong-batcher", daemon=True)
-        self._thread.start()
+        super().__init__()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batches in hand, fail the rest, and join the worker."""
         if self._thread is None:
             return
-        self._running = False
-        self._queue.put(None)
-        self._thread.join(timeout)
-        self._thread = None
+        super().stop(timeout)
         while True:
             try:
                 job = self._queue.get_nowait()
@@ -271,10 +246,7 @@ class MicroBatcher:
                     self._deliver(job, done)
 
     def _deliver(self, job: _Job, value: list[Scored] | BaseException) -> None:
-        try:
-            job.loop.call_soon_threadsafe(_settle, job.future, value)
-        except RuntimeError:  # the event loop is closed: nobody is waiting any more
-            pass
+        deliver(job.loop, job.future, value)
 
     def _fail(self, jobs: list[_Job], exc: BaseException) -> None:
         for job in jobs:

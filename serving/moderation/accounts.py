@@ -26,9 +26,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from serving.labels import ROLES
 from serving.moderation.audit import Actor, record
 from serving.moderation.settings import ModerationSettings
-from serving.storage.moderation import ROLES, LoginAttempt, LoginSession, Moderator
+from serving.storage.moderation import LoginAttempt, LoginSession, Moderator
 from serving.timefmt import utcnow
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")

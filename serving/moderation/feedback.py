@@ -26,11 +26,11 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
+from serving.labels import TAGS
 from serving.moderation.review import decisions_for, final_labels
 from serving.storage.comments import tags_of
 from serving.storage.models import Comment
 from serving.storage.moderation import CommentLabel, Moderator
-from serving.labels import TAGS
 
 CHUNK = 400
 

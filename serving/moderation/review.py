@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
+from serving.labels import TAGS
 from serving.moderation.audit import Actor, record
 from serving.storage.comments import tags_of
 from serving.storage.models import Comment, Thread
 from serving.storage.moderation import CommentLabel
-from serving.labels import TAGS
 from serving.timefmt import utcnow
 
 COMMENT_ACTIONS = ("confirm", "reject", "add", "clear", "accept")

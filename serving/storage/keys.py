@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from serving.labels import SCOPES
 from serving.storage.models import ApiKey
 from serving.timefmt import utcnow
 
-SCOPES = ("score", "read", "admin")
 TOKEN_PREFIX = "blg_"
 
 

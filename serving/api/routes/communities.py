@@ -2,7 +2,8 @@
 belonging index, and how newcomers' first comments were answered.
 
 belonging index = (comments tagged welcoming or curious) / comments - (comments tagged hostile) / comments,
-in [-1, 1]; null for an empty bucket.
+in [-1, 1]; null for an empty bucket. The figures come from serving.storage.analytics, as on the
+moderator pages; this route only rounds them to 6 digits.
 """
 
 from __future__ import annotations
@@ -11,19 +12,11 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.concurrency import run_in_threadpool
 
-from serving.api.deps import ReadKey, RuntimeDep
+from serving.api.auth import ReadKey
+from serving.api.deps import DbSession
 from serving.api.schemas import BelongingReport, Bucket, BucketStats, NewcomerStats, TagStats
-from serving.storage.analytics import (
-    BUCKET_STEP,
-    Reception,
-    TagCounts,
-    bucket_starts,
-    newcomer_reception,
-    tag_counts_by_bucket,
-)
-from serving.labels import TAGS
+from serving.storage.analytics import BUCKET_STEP, Reception, TagCounts, belonging_by_bucket, newcomer_reception
 from serving.timefmt import from_db, parse_rfc3339, to_db, utcnow
 
 router = APIRouter(tags=["reading"])
@@ -32,18 +25,16 @@ MAX_BUCKETS = 1000
 DEFAULT_SPAN = {"hour": timedelta(hours=48), "day": timedelta(days=30)}
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 6) if whole else None
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def tag_stats(counts: TagCounts) -> TagStats:
-    n = counts.count
-    index = round((counts.welcoming_or_curious - counts.tags["hostile"]) / n, 6) if n else None
     return TagStats(
-        count=n,
+        count=counts.count,
         tags=dict(counts.tags),
-        rates={tag: _rate(counts.tags[tag], n) for tag in TAGS},
-        belonging_index=index,
+        rates={tag: _round(rate) for tag, rate in counts.rates.items()},
+        belonging_index=_round(counts.belonging_index),
     )
 
 
@@ -54,7 +45,7 @@ def newcomer_stats(reception: Reception) -> NewcomerStats:
         answered=reception.answered,
         replies=replies.count,
         tags=dict(replies.tags),
-        rates={tag: _rate(replies.tags[tag], replies.count) for tag in TAGS},
+        rates={tag: _round(rate) for tag, rate in replies.rates.items()},
     )
 
 
@@ -72,10 +63,10 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     response_model=BelongingReport,
     responses={401: {}, 403: {}, 422: {}},
 )
-async def belonging(
+def belonging(
     community_id: str,
-    runtime: RuntimeDep,
     _: ReadKey,
+    db: DbSession,
     since: Annotated[
         str | None, Query(description="RFC 3339; default: until minus 48 h (hour) or 30 days (day).")
     ] = None,
@@ -92,26 +83,16 @@ async def belonging(
             f"query parameter since: the range spans more than {MAX_BUCKETS} {bucket} buckets; "
             "narrow it or use a larger bucket",
         )
-
-    def load() -> tuple[dict[datetime, TagCounts], Reception]:
-        with runtime.sessions() as session:
-            counts = tag_counts_by_bucket(session, community_id, start, end, bucket)
-            return counts, newcomer_reception(session, community_id, start, end)
-
-    by_bucket, reception = await run_in_threadpool(load)
-    totals = TagCounts()
-    data = []
-    for bucket_start in bucket_starts(start, end, bucket):
-        counts = by_bucket.get(bucket_start, TagCounts())
-        totals.add(counts)
-        stats = tag_stats(counts)
-        data.append(
-            BucketStats(
-                start=from_db(bucket_start),
-                end=from_db(bucket_start + BUCKET_STEP[bucket]),
-                **stats.model_dump(),
-            )
+    series = belonging_by_bucket(db, community_id, start, end, bucket)
+    reception = newcomer_reception(db, community_id, start, end)
+    data = [
+        BucketStats(
+            start=from_db(bucket_start),
+            end=from_db(bucket_start + BUCKET_STEP[bucket]),
+            **tag_stats(counts).model_dump(),
         )
+        for bucket_start, counts in series
+    ]
     return BelongingReport(
         community_id=community_id,
         since=from_db(start),
@@ -119,6 +100,6 @@ async def belonging(
         bucket=bucket,
         data=data,
         count=len(data),
-        totals=tag_stats(totals),
+        totals=tag_stats(TagCounts.total(counts for _start, counts in series)),
         newcomers=newcomer_stats(reception),
     )

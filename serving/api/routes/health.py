@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from serving.api.deps import RuntimeDep
+from serving.api.deps import MetricsDep, RuntimeDep
 from serving.api.schemas import Health
 
 router = APIRouter(tags=["operations"])
@@ -29,6 +29,6 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics(runtime: RuntimeDep) -> Response:
+async def metrics(metrics: MetricsDep) -> Response:
     """Prometheus text format."""
-    return Response(runtime.metrics.render(), media_type=runtime.metrics.content_type)
+    return Response(metrics.render(), media_type=metrics.content_type)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.api.deps import ReadKey, RuntimeDep
+from serving.api.auth import ReadKey
+from serving.api.deps import RuntimeDep
 from serving.api.schemas import MAX_COMMENTS, MAX_TEXT_CHARS, Info, Limits
 
 router = APIRouter(tags=["model"])
@@ -12,11 +13,7 @@ router = APIRouter(tags=["model"])
 
 @router.get("/v1/info", response_model=Info, responses={401: {}, 403: {}})
 async def info(runtime: RuntimeDep, _: ReadKey) -> Info:
-    if runtime.bundle is not None:
-        meta = runtime.bundle.meta
-    else:
-        assert runtime.predictor is not None
-        meta = runtime.predictor.bundle.meta
+    meta = runtime.meta
     return Info(
         name=meta.name,
         version=meta.version,

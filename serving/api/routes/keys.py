@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
-from fastapi.concurrency import run_in_threadpool
 
-from serving.api.deps import AdminKey, RuntimeDep
+from serving.api.auth import AdminKey, KeyStoreDep
+from serving.api.deps import DbSession, DbTransaction
 from serving.api.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
 from serving.storage.keys import create_key, list_keys, revoke_key
 from serving.timefmt import from_db
@@ -21,41 +21,31 @@ router = APIRouter(tags=["access"])
     status_code=status.HTTP_201_CREATED,
     responses={401: {}, 403: {}, 422: {}},
 )
-async def create(body: KeyCreate, runtime: RuntimeDep, _: AdminKey) -> KeyCreated:
-    def run() -> KeyCreated:
-        with runtime.sessions.begin() as session:
-            created = create_key(session, name=body.name, scopes=body.scopes)
-        return KeyCreated(id=created.id, name=created.name, key=created.token, scopes=created.scopes)
-
-    return await run_in_threadpool(run)
+def create(body: KeyCreate, _: AdminKey, db: DbTransaction) -> KeyCreated:
+    created = create_key(db, name=body.name, scopes=body.scopes)
+    return KeyCreated(id=created.id, name=created.name, key=created.token, scopes=created.scopes)
 
 
 @router.get("/v1/keys", response_model=KeyList, responses={401: {}, 403: {}})
-async def index(runtime: RuntimeDep, _: AdminKey) -> KeyList:
-    def run() -> list[KeyOut]:
-        with runtime.sessions() as session:
-            return [
-                KeyOut(
-                    id=k.id,
-                    name=k.name,
-                    prefix=k.prefix,
-                    scopes=k.scopes.split(","),
-                    created_at=from_db(k.created_at),
-                    revoked_at=from_db(k.revoked_at) if k.revoked_at else None,
-                )
-                for k in list_keys(session)
-            ]
-
-    data = await run_in_threadpool(run)
+def index(_: AdminKey, db: DbSession) -> KeyList:
+    data = [
+        KeyOut(
+            id=k.id,
+            name=k.name,
+            prefix=k.prefix,
+            scopes=k.scopes.split(","),
+            created_at=from_db(k.created_at),
+            revoked_at=from_db(k.revoked_at) if k.revoked_at else None,
+        )
+        for k in list_keys(db)
+    ]
     return KeyList(data=data, count=len(data))
 
 
 @router.delete("/v1/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}, 403: {}, 404: {}})
-async def revoke(key_id: Annotated[int, Path(ge=1)], runtime: RuntimeDep, _: AdminKey) -> None:
-    def run() -> bool:
-        with runtime.sessions.begin() as session:
-            return revoke_key(session, key_id)
-
-    if not await run_in_threadpool(run):
+def revoke(key_id: Annotated[int, Path(ge=1)], _: AdminKey, db: DbSession, keys: KeyStoreDep) -> None:
+    with db.begin():  # committed before the cache forgets the key, so no request re-reads it as active
+        revoked = revoke_key(db, key_id)
+    if not revoked:
         raise HTTPException(404, f"no active API key with id {key_id}")
-    runtime.keys.forget(key_id)
+    keys.forget(key_id)

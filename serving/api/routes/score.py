@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from serving.engine.batching import BatcherStopped, Overloaded
-from serving.api.deps import RuntimeDep, ScoreKey
+from serving.api.auth import ScoreKey
+from serving.api.deps import ScoringDep
 from serving.api.errors import describe_errors, summarize
 from serving.api.schemas import CommentIn, ModelRef, ScoreRequest, ScoreResponse
 from serving.api.scoring import key_of
+from serving.engine.batching import BatcherStopped, Overloaded
 
 router = APIRouter(tags=["scoring"])
 
@@ -45,10 +46,10 @@ def reject_duplicates(comments: list[CommentIn]) -> None:
 
 
 @router.post("/v1/score", response_model=ScoreResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def score(request: ScoreRequest, runtime: RuntimeDep, _: ScoreKey) -> ScoreResponse:
+async def score(request: ScoreRequest, service: ScoringDep, _: ScoreKey) -> ScoreResponse:
     """Scores per tag are calibrated probabilities; `tags` are those at or above the tag's threshold."""
     reject_duplicates(request.comments)
-    service = runtime.require_scoring()
+    service.check_ready()
     try:
         data = await service.score(request.comments, store=request.store)
     except Overloaded as exc:

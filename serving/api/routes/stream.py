@@ -21,11 +21,12 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from serving.engine.batching import BatcherStopped, Overloaded
-from serving.api.deps import RuntimeDep, ScoreKey
+from serving.api.auth import ScoreKey
+from serving.api.deps import RuntimeDep, ScoringDep
 from serving.api.errors import describe_errors, summarize
 from serving.api.schemas import CommentIn, StreamError, StreamErrorBody, StreamScored
 from serving.api.scoring import ScoringService
+from serving.engine.batching import BatcherStopped, Overloaded
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["scoring"])
@@ -170,10 +171,11 @@ NDJSON_BODY = {
 async def stream(
     request: Request,
     runtime: RuntimeDep,
+    service: ScoringDep,
     _: ScoreKey,
     store: Annotated[bool, Query(description="false: score only, persist nothing.")] = True,
 ) -> DuplexStreamingResponse:
-    service = runtime.require_scoring()
+    service.check_ready()
     settings = runtime.settings
     return DuplexStreamingResponse(
         score_stream(request, service, store=store, max_bytes=settings.max_line_bytes, window=settings.stream_window),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.concurrency import run_in_threadpool
 
-from serving.api.deps import ReadKey, RuntimeDep
+from serving.api.auth import ReadKey
+from serving.api.deps import DbSession
 from serving.api.schemas import MAX_ID_CHARS, ModelRef, StoredComment, ThreadComments
 from serving.storage.comments import scores_of, tags_of, thread_comments
 from serving.storage.models import Comment
@@ -35,10 +35,10 @@ def stored_comment(row: Comment) -> StoredComment:
 
 
 @router.get("/v1/threads/{thread_id}", response_model=ThreadComments, responses={401: {}, 403: {}, 404: {}})
-async def get_thread(
+def get_thread(
     thread_id: str,
-    runtime: RuntimeDep,
     _: ReadKey,
+    db: DbSession,
     community_id: Annotated[
         str | None,
         Query(min_length=1, max_length=MAX_ID_CHARS, description="Only this community's thread of that id."),
@@ -46,13 +46,8 @@ async def get_thread(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ThreadComments:
-    def load() -> tuple[list[StoredComment], int]:
-        with runtime.sessions() as session:
-            rows, total = thread_comments(session, thread_id, community_id, limit=limit, offset=offset)
-            return [stored_comment(r) for r in rows], total
-
-    data, total = await run_in_threadpool(load)
+    rows, total = thread_comments(db, thread_id, community_id, limit=limit, offset=offset)
     if total == 0:
         where = f" in community {community_id!r}" if community_id else ""
         raise HTTPException(404, f"thread {thread_id!r}{where} has no stored comments")
-    return ThreadComments(thread_id=thread_id, data=data, count=total)
+    return ThreadComments(thread_id=thread_id, data=[stored_comment(r) for r in rows], count=total)
