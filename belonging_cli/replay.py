@@ -1,4 +1,5 @@
-"""Replay a JSON Lines file of comments into a running server and tally what came back.
+"""Replay a JSON Lines file of comments into a running server and tally what came back
+(the client behind `belong replay`, see replay_cmds.py).
 
 Usage:
     summary = asyncio.run(replay(Path("tweets.jsonl"), url="http://127.0.0.1:8000", key="blg_...",

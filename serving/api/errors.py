@@ -6,8 +6,8 @@
 - `BodyLimitMiddleware`: refuses bodies over the limit with 413 before anything parses them.
 - `CatchAllMiddleware`: an unexpected exception is logged with its traceback and answered
   `500 {"detail": "internal server error"}`, never with internals.
-- `model_unavailable_handler`: the runtime's ModelUnavailable (model loading or failed) -> 503
-  with Retry-After, so the runtime itself knows nothing about HTTP.
+- `model_unavailable`: the runtime's ModelUnavailable (model loading or failed) -> 503 with
+  Retry-After, so the runtime itself knows nothing about HTTP.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.api.schemas import MAX_COMMENTS
-from serving.runtime import ModelUnavailable
 
 log = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 5
@@ -126,8 +125,8 @@ async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(status, detail or summarize(described), described)
 
 
-async def model_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ModelUnavailable)
+async def model_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Installed for serving.runtime.ModelUnavailable by create_app."""
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
 

@@ -14,7 +14,6 @@ without checking the password until the oldest of those failures is `lock_minute
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 from serving.labels import ROLES
 from serving.moderation.audit import Actor, record
 from serving.moderation.settings import ModerationSettings
+from serving.storage.keys import hash_token
 from serving.storage.moderation import LoginAttempt, LoginSession, Moderator
 from serving.timefmt import utcnow
 
@@ -48,11 +48,6 @@ class AccountError(ValueError):
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return hasher.hash(secrets.token_urlsafe(16))
-
-
-def hash_token(token: str) -> str:
-    """sha256 is enough: session tokens carry 256 random bits."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def normalize_username(username: str) -> str:

@@ -23,7 +23,8 @@ TOKEN_PREFIX = "blg_"
 
 
 def hash_token(token: str) -> str:
-    """sha256 is enough here: the tokens carry 256 random bits, so there is nothing to brute-force."""
+    """What is stored of an API key or a login session's cookie token: its sha256. Enough here, as
+    both tokens carry 256 random bits, so there is nothing to brute-force."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
