@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # With a backlog, take up to this many batches' worth at once and sort them by token length.
     pool_batches: Annotated[int, Field(ge=1, le=64)] = 4
     # The fixed cost of one model call, in tokens of one row: sorted batches are cut where padding
-    # would cost more than that (see batching.plan_batches). 0: never pad; large: always full batches.
+    # would cost more than that (see serving.engine.batching.plan_batches). 0: never pad; large: always full batches.
     batch_overhead: Annotated[float, Field(ge=0, le=100_000)] = 32.0
 
     # --- request limits ---

@@ -19,7 +19,7 @@ from serving.settings import Settings
 from serving.storage.db import make_engine, make_sessionmaker
 from serving.storage.keys import create_key
 from serving.storage.moderation import AuditEntry
-from tests.moderation.conftest import PASSWORD, FakePredictor, bearer, csrf_of, login
+from tests.serving.moderation.conftest import PASSWORD, FakePredictor, bearer, csrf_of, login
 
 pytestmark = pytest.mark.postgres
 

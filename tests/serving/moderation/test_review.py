@@ -14,7 +14,7 @@ from serving.moderation.queries import reply_order
 from serving.moderation.settings import ModerationSettings
 from serving.storage.models import Comment, Thread
 from serving.storage.moderation import AuditEntry, AuditLogIsAppendOnly, CommentLabel
-from tests.moderation.conftest import comment_pk, csrf_of, seed, thread_pk
+from tests.serving.moderation.conftest import comment_pk, csrf_of, seed, thread_pk
 
 ROW_RE = re.compile(r'<a href="/moderation/threads/(\d+)"><bdi>([^<]*)</bdi></a>')
 

@@ -20,7 +20,7 @@ from serving.moderation import accounts
 from serving.moderation.audit import Actor
 from serving.storage.db import make_engine, make_sessionmaker
 from tests.live_server import serve_in_thread
-from tests.moderation.conftest import (
+from tests.serving.moderation.conftest import (
     ADMIN_PASSWORD,
     PASSWORD,
     RLO,
@@ -32,7 +32,7 @@ from tests.moderation.conftest import (
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.moderation.conftest import bearer, seed, thread_pk
+from tests.serving.moderation.conftest import bearer, seed, thread_pk
 
 PAGE_LINK = re.compile(r'href="/moderation/threads/(\d+)"')
 

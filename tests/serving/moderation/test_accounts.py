@@ -16,7 +16,7 @@ from serving.moderation.audit import Actor
 from serving.moderation.settings import ModerationSettings
 from serving.storage.moderation import AuditEntry, LoginAttempt, LoginSession, Moderator
 from serving.timefmt import utcnow
-from tests.moderation.conftest import PASSWORD, csrf_of, login
+from tests.serving.moderation.conftest import PASSWORD, csrf_of, login
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ from serving.moderation.pages import safe_next
 from serving.moderation.security import CSP
 from serving.storage.models import Thread
 from serving.storage.moderation import AuditEntry, CommentLabel, Moderator
-from tests.moderation.conftest import ADMIN_PASSWORD, bearer, comment_pk, csrf_of, login, thread_pk
+from tests.serving.moderation.conftest import ADMIN_PASSWORD, bearer, comment_pk, csrf_of, login, thread_pk
 
 PAGES = [
     "/moderation/",

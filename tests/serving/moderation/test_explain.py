@@ -38,7 +38,7 @@ def test_explainer_marks_the_words_that_drive_the_score_and_caches():
 
 
 def test_thread_page_marks_words_only_for_the_model_that_scored(moderator, sessions):
-    from tests.moderation.conftest import thread_pk
+    from tests.serving.moderation.conftest import thread_pk
 
     pk = thread_pk(sessions, "c1", "t1")
     page = moderator.get(f"/moderation/threads/{pk}")

@@ -14,7 +14,7 @@ from serving.moderation.audit import Actor
 from serving.moderation.feedback import feedback_id
 from serving.storage.moderation import CommentLabel
 from serving.timefmt import utcnow
-from tests.moderation.conftest import comment_pk
+from tests.serving.moderation.conftest import comment_pk
 from training.data import load_rows
 
 runner = CliRunner()

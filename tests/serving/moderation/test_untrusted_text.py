@@ -9,9 +9,9 @@ import pytest
 from markupsafe import Markup
 
 from serving.moderation.render import reveal
-from tests.moderation.conftest import RLO, XSS_IMG, XSS_LINK, XSS_SCRIPT, seed, thread_pk
+from tests.serving.moderation.conftest import RLO, XSS_IMG, XSS_LINK, XSS_SCRIPT, seed, thread_pk
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "serving" / "moderation" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[3] / "serving" / "moderation" / "templates"
 EVIL_COMMUNITY = f'"><script>alert(2)</script>{RLO}'
 
 
@@ -66,7 +66,7 @@ def test_payloads_render_as_text_on_every_page(evil, sessions):
 
 
 def test_audit_log_escapes_what_it_shows(evil, sessions):
-    from tests.moderation.conftest import comment_pk, csrf_of
+    from tests.serving.moderation.conftest import comment_pk, csrf_of
 
     token = csrf_of(evil.get("/moderation/").text)
     pk = thread_pk(sessions, EVIL_COMMUNITY, f"<b>t</b>{RLO}")
