@@ -45,5 +45,8 @@ def install_moderation(app: FastAPI, settings: ModerationSettings | None = None)
     app.add_middleware(SecurityHeadersMiddleware, prefix=PREFIX)
     runtime = getattr(app.state, "runtime", None)
     if runtime is not None and not settings.cookie_secure and not is_loopback(runtime.settings.host):
-        log.warning("moderator pages on %s without BELONG_MOD_COOKIE_SECURE=true: serve them over HTTPS "
-                    "and set it, or session cookies travel in clear text", runtime.settings.host)
+        log.warning(
+            "moderator pages on %s without BELONG_MOD_COOKIE_SECURE=true: serve them over HTTPS "
+            "and set it, or session cookies travel in clear text",
+            runtime.settings.host,
+        )

@@ -121,12 +121,18 @@ def date_param(value: str | None) -> datetime | None:
         return None
 
 
-def html(
-    request: Request, template: str, viewer: Viewer | None, code: int = 200, **context: Any
-) -> HTMLResponse:
+def html(request: Request, template: str, viewer: Viewer | None, code: int = 200, **context: Any) -> HTMLResponse:
     notice = NOTICES.get(request.query_params.get("done", ""))
-    body = render(template, viewer=viewer, notice=notice, path=request.url.path, prefix=PREFIX, tags=TAGS,
-                  error=context.pop("error", None), **context)
+    body = render(
+        template,
+        viewer=viewer,
+        notice=notice,
+        path=request.url.path,
+        prefix=PREFIX,
+        tags=TAGS,
+        error=context.pop("error", None),
+        **context,
+    )
     return HTMLResponse(body, status_code=code)
 
 
@@ -150,8 +156,7 @@ def get_viewer(request: Request, runtime: RuntimeDep, state: ModerationDep) -> V
             viewer = accounts.resolve_session(db, token, state.settings)
     if viewer is None:
         if request.headers.get("authorization"):
-            raise PageDenied(401, "API keys cannot open the moderator pages: log in with a moderator "
-                                  "account.")
+            raise PageDenied(401, "API keys cannot open the moderator pages: log in with a moderator account.")
         next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(next_path if request.method == "GET" else PREFIX + "/")
     request.state.viewer = viewer
@@ -173,7 +178,8 @@ AdminDep = Annotated[Viewer, Depends(get_admin)]
 def check_csrf(viewer: Viewer, token: str) -> None:
     if not accounts.tokens_match(viewer.csrf_token, token):
         raise PageDenied(
-            403, "This form has expired or did not come from this site. Reload the page and try again.",
+            403,
+            "This form has expired or did not come from this site. Reload the page and try again.",
             viewer,
         )
 
@@ -189,8 +195,17 @@ async def login_required_handler(request: Request, exc: Exception) -> Response:
 async def page_denied_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageDenied)
     headers = {"WWW-Authenticate": 'Cookie realm="moderation"'} if exc.status == 401 else None
-    body = render("error.html", viewer=exc.viewer, notice=None, error=None, path=request.url.path,
-                  prefix=PREFIX, tags=TAGS, status=exc.status, message=exc.message)
+    body = render(
+        "error.html",
+        viewer=exc.viewer,
+        notice=None,
+        error=None,
+        path=request.url.path,
+        prefix=PREFIX,
+        tags=TAGS,
+        status=exc.status,
+        message=exc.message,
+    )
     return HTMLResponse(body, status_code=exc.status, headers=headers)
 
 
@@ -211,10 +226,25 @@ def _login_page(
     request: Request, state: ModerationState, status: int = 200, error: str | None = None, username: str = ""
 ) -> HTMLResponse:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
-    response = html(request, "login.html", None, status, error=error, login_csrf=token, username=username,
-                    next=safe_next(request.query_params.get("next")))
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path=PREFIX, httponly=True, samesite="strict",
-                        secure=state.settings.cookie_secure)
+    response = html(
+        request,
+        "login.html",
+        None,
+        status,
+        error=error,
+        login_csrf=token,
+        username=username,
+        next=safe_next(request.query_params.get("next")),
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=state.settings.cookie_secure,
+    )
     return response
 
 
@@ -242,21 +272,34 @@ def login(
     if not accounts.tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token):
         return _login_page(request, state, 403, "The login form expired. Please try again.", username[:64])
     with runtime.sessions.begin() as db:
-        outcome = accounts.attempt_login(db, username, password, ip=client_ip(request),
-                                         user_agent=request.headers.get("user-agent", ""), settings=settings)
+        outcome = accounts.attempt_login(
+            db,
+            username,
+            password,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+            settings=settings,
+        )
     if outcome.retry_after is not None:
         minutes = max(1, -(-int(outcome.retry_after.total_seconds()) // 60))
-        response = _login_page(request, state, 429, f"Too many failed logins. Try again in {minutes} minute(s).",
-                               username[:64])
+        response = _login_page(
+            request, state, 429, f"Too many failed logins. Try again in {minutes} minute(s).", username[:64]
+        )
         response.headers["Retry-After"] = str(int(outcome.retry_after.total_seconds()) + 1)
         return response
     if not outcome.ok:
         return _login_page(request, state, 401, "Wrong username or password.", username[:64])
-    log.info("moderator %s logged in from %s", outcome.user.username if outcome.user else "?",
-             client_ip(request))
+    log.info("moderator %s logged in from %s", outcome.user.username if outcome.user else "?", client_ip(request))
     redirect = see_other(safe_next(next_path))
-    redirect.set_cookie(SESSION_COOKIE, outcome.token or "", max_age=int(settings.session_hours * 3600),
-                        path=PREFIX, httponly=True, samesite="lax", secure=settings.cookie_secure)
+    redirect.set_cookie(
+        SESSION_COOKIE,
+        outcome.token or "",
+        max_age=int(settings.session_hours * 3600),
+        path=PREFIX,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
     redirect.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
     return redirect
 
@@ -269,8 +312,9 @@ def logout(
     with runtime.sessions.begin() as db:
         accounts.end_session(db, viewer.session_id)
     response = see_other(PREFIX + "/login")
-    response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="lax",
-                           secure=state.settings.cookie_secure)
+    response.delete_cookie(
+        SESSION_COOKIE, path=PREFIX, httponly=True, samesite="lax", secure=state.settings.cookie_secure
+    )
     return response
 
 
@@ -288,7 +332,9 @@ def queue_page(
     community = q.get("community")  # "" is the comments sent without a community
     where = queries.QueueFilter(
         community_id=community[:200] if community else None,
-        lang=text_param(q.get("lang"), 16), status=None if status == "any" else status, sort=sort,  # type: ignore[arg-type]
+        lang=text_param(q.get("lang"), 16),
+        status=None if status == "any" else status,
+        sort=sort,  # type: ignore[arg-type]
     )
     size = state.settings.page_size
     page = int_param(q.get("page"), 1)
@@ -297,8 +343,16 @@ def queue_page(
     communities = flagged_communities(db, limits)
     langs = queries.language_options(db)
     return html(
-        request, "queue.html", viewer, rows=rows, where=where, status=status, communities=communities,
-        langs=langs, paging=pagination(page, total, size), reasons=lambda t: queries.reason_texts(t, limits),
+        request,
+        "queue.html",
+        viewer,
+        rows=rows,
+        where=where,
+        status=status,
+        communities=communities,
+        langs=langs,
+        paging=pagination(page, total, size),
+        reasons=lambda t: queries.reason_texts(t, limits),
         limits=limits,
     )
 
@@ -330,18 +384,34 @@ def _explanations(
     return out
 
 
-def _thread_page(request: Request, viewer: Viewer, runtime: Runtime, state: ModerationState, thread_pk: int,
-                 status: int = 200, error: str | None = None) -> HTMLResponse:
+def _thread_page(
+    request: Request,
+    viewer: Viewer,
+    runtime: Runtime,
+    state: ModerationState,
+    thread_pk: int,
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
     page = int_param(request.query_params.get("page"), 1)
     with runtime.sessions() as db:
         thread = queries.find_thread(db, thread_pk)
         if thread is None:
             raise PageDenied(404, f"There is no thread {thread_pk}.", viewer)
         view = queries.thread_view(db, thread, page=page, page_size=state.settings.thread_page_size)
-    return html(request, "thread.html", viewer, status, error=error, view=view, t=view.thread,
-                marks=_explanations(runtime, state, view), bar=bar_width,
-                reasons=queries.reason_texts(view.thread, runtime.settings.flag_limits),
-                decoded=audit.decode)
+    return html(
+        request,
+        "thread.html",
+        viewer,
+        status,
+        error=error,
+        view=view,
+        t=view.thread,
+        marks=_explanations(runtime, state, view),
+        bar=bar_width,
+        reasons=queries.reason_texts(view.thread, runtime.settings.flag_limits),
+        decoded=audit.decode,
+    )
 
 
 @router.get(PREFIX + "/threads/{thread_pk:int}")
@@ -365,8 +435,9 @@ def thread_status(
     check_csrf(viewer, csrf_token)
     try:
         with runtime.sessions.begin() as db:
-            changed = review.set_thread_status(db, thread_pk=thread_pk, action=action, reason=reason,
-                                               actor=viewer.actor(client_ip(request)))
+            changed = review.set_thread_status(
+                db, thread_pk=thread_pk, action=action, reason=reason, actor=viewer.actor(client_ip(request))
+            )
     except review.NotFound as exc:
         raise PageDenied(404, str(exc), viewer) from exc
     except review.ReviewError as exc:
@@ -389,8 +460,9 @@ def comment_review(
     verb, _, tag = action.partition(":")
     try:
         with runtime.sessions.begin() as db:
-            changed = review.review_comment(db, comment_pk=comment_pk, action=verb, tag=tag or None,
-                                            actor=viewer.actor(client_ip(request)))
+            changed = review.review_comment(
+                db, comment_pk=comment_pk, action=verb, tag=tag or None, actor=viewer.actor(client_ip(request))
+            )
             comment = db.get(Comment, comment_pk)
             assert comment is not None
             thread_pk = queries.thread_pk_of(db, comment.community_id, comment.thread_id)
@@ -425,9 +497,18 @@ def community_page(request: Request, viewer: ViewerDep, runtime: RuntimeDep, db:
     rates = report.totals.rates
     reply_rates = report.reception.replies.rates
     chart = index_chart(report.points, bucket=report.bucket)
-    return html(request, "community.html", viewer, report=report, chart=chart, rates=rates,
-                reply_rates=reply_rates, bar=bar_width, spans=queries.SPANS,
-                reasons=lambda t: queries.reason_texts(t, limits))
+    return html(
+        request,
+        "community.html",
+        viewer,
+        report=report,
+        chart=chart,
+        rates=rates,
+        reply_rates=reply_rates,
+        bar=bar_width,
+        spans=queries.SPANS,
+        reasons=lambda t: queries.reason_texts(t, limits),
+    )
 
 
 # --- the audit log ---
@@ -441,22 +522,32 @@ def audit_page(request: Request, viewer: ViewerDep, state: ModerationDep, db: Db
         action = None
     since, until = date_param(q.get("since")), date_param(q.get("until"))
     where = audit.AuditFilter(
-        actor=text_param(q.get("actor"), 100), action=action,
+        actor=text_param(q.get("actor"), 100),
+        action=action,
         community_id=text_param(q.get("community")),
-        thread_id=text_param(q.get("thread")), since=since,
+        thread_id=text_param(q.get("thread")),
+        since=since,
         until=until + timedelta(days=1) if until else None,
     )
     size = state.settings.page_size
     page = int_param(q.get("page"), 1)
     entries, total = audit.list_entries(db, where, limit=size, offset=(page - 1) * size)
     actors = audit.actors(db)
-    thread_pks = {
-        (e.community_id, e.thread_id): queries.thread_pk_of(db, e.community_id, e.thread_id) for e in entries
-    }
-    return html(request, "audit.html", viewer, entries=entries, where=where, actors=actors,
-                actions=audit.ACTIONS,
-                paging=pagination(page, total, size), decoded=audit.decode, thread_pks=thread_pks,
-                since=q.get("since", "")[:10], until=q.get("until", "")[:10])
+    thread_pks = {(e.community_id, e.thread_id): queries.thread_pk_of(db, e.community_id, e.thread_id) for e in entries}
+    return html(
+        request,
+        "audit.html",
+        viewer,
+        entries=entries,
+        where=where,
+        actors=actors,
+        actions=audit.ACTIONS,
+        paging=pagination(page, total, size),
+        decoded=audit.decode,
+        thread_pks=thread_pks,
+        since=q.get("since", "")[:10],
+        until=q.get("until", "")[:10],
+    )
 
 
 # --- users (admins) ---

@@ -89,16 +89,24 @@ def _decorate(db: Session, threads: list[Thread]) -> list[QueueRow]:
             langs[(community_id, thread_id)][lang] = int(n)
         for community_id, thread_id, model_label in db.execute(
             select(Comment.community_id, Comment.thread_id, CommentLabel.model_label)
-            .join(CommentLabel, and_(CommentLabel.community_id == Comment.community_id,
-                                     CommentLabel.comment_id == Comment.comment_id))
-            .where(tuple_(Comment.community_id, Comment.thread_id).in_(keys), CommentLabel.tag == "hostile",
-                   CommentLabel.label != CommentLabel.model_label)
+            .join(
+                CommentLabel,
+                and_(CommentLabel.community_id == Comment.community_id, CommentLabel.comment_id == Comment.comment_id),
+            )
+            .where(
+                tuple_(Comment.community_id, Comment.thread_id).in_(keys),
+                CommentLabel.tag == "hostile",
+                CommentLabel.label != CommentLabel.model_label,
+            )
         ):
             (rejected if model_label else added)[(community_id, thread_id)] += 1
     return [
-        QueueRow(thread=t, langs=langs[(t.community_id, t.thread_id)].most_common(3),
-                 hostile_rejected=rejected[(t.community_id, t.thread_id)],
-                 hostile_added=added[(t.community_id, t.thread_id)])
+        QueueRow(
+            thread=t,
+            langs=langs[(t.community_id, t.thread_id)].most_common(3),
+            hostile_rejected=rejected[(t.community_id, t.thread_id)],
+            hostile_added=added[(t.community_id, t.thread_id)],
+        )
         for t in threads
     ]
 
@@ -137,7 +145,6 @@ class CommentView:
     @property
     def hostile(self) -> bool:
         return bool(self.final["hostile"])
-
 
 
 @dataclass
@@ -183,12 +190,14 @@ def find_thread(db: Session, thread_pk: int) -> Thread | None:
 
 
 def thread_view(db: Session, thread: Thread, *, page: int, page_size: int) -> ThreadView:
-    comments = list(db.scalars(
-        select(Comment)
-        .where(Comment.community_id == thread.community_id, Comment.thread_id == thread.thread_id)
-        .order_by(Comment.created_at, Comment.comment_id)
-        .limit(MAX_THREAD_COMMENTS + 1)
-    ))
+    comments = list(
+        db.scalars(
+            select(Comment)
+            .where(Comment.community_id == thread.community_id, Comment.thread_id == thread.thread_id)
+            .order_by(Comment.created_at, Comment.comment_id)
+            .limit(MAX_THREAD_COMMENTS + 1)
+        )
+    )
     truncated = len(comments) > MAX_THREAD_COMMENTS
     ordered = reply_order(comments[:MAX_THREAD_COMMENTS])
     total = len(ordered)
@@ -199,26 +208,44 @@ def thread_view(db: Session, thread: Thread, *, page: int, page_size: int) -> Th
     views = []
     for comment, depth, orphan in shown:
         mine = decisions.get((comment.community_id, comment.comment_id), {})
-        views.append(CommentView(
-            comment=comment, depth=depth, orphan=orphan, reviewed=bool(mine),
-            states={tag: tag_state(comment, mine, tag) for tag in TAGS}, final=final_labels(comment, mine),
-        ))
-    history = list(db.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.community_id == thread.community_id, AuditEntry.thread_id == thread.thread_id,
-               AuditEntry.action.startswith("thread."))
-        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(10)
-    ))
-    return ThreadView(thread=thread, comments=views, total=total, page=page, pages=pages, truncated=truncated,
-                      history=history, hostile_final=sum(v.hostile for v in views))
+        views.append(
+            CommentView(
+                comment=comment,
+                depth=depth,
+                orphan=orphan,
+                reviewed=bool(mine),
+                states={tag: tag_state(comment, mine, tag) for tag in TAGS},
+                final=final_labels(comment, mine),
+            )
+        )
+    history = list(
+        db.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.community_id == thread.community_id,
+                AuditEntry.thread_id == thread.thread_id,
+                AuditEntry.action.startswith("thread."),
+            )
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            .limit(10)
+        )
+    )
+    return ThreadView(
+        thread=thread,
+        comments=views,
+        total=total,
+        page=page,
+        pages=pages,
+        truncated=truncated,
+        history=history,
+        hostile_final=sum(v.hostile for v in views),
+    )
 
 
 def thread_pk_of(db: Session, community_id: str | None, thread_id: str | None) -> int | None:
     if community_id is None or thread_id is None:
         return None
-    return db.scalar(
-        select(Thread.id).where(Thread.community_id == community_id, Thread.thread_id == thread_id)
-    )
+    return db.scalar(select(Thread.id).where(Thread.community_id == community_id, Thread.thread_id == thread_id))
 
 
 # --- a community ---
@@ -266,8 +293,15 @@ def community_report(db: Session, community_id: str, limits: FlagLimits, *, days
     totals = TagCounts.total(p.counts for p in points)
     top, _ = queue(db, limits, QueueFilter(community_id=community_id, status=None), limit=10, offset=0)
     return CommunityReport(
-        community_id=community_id, days=days, bucket=bucket, since=since, until=until, points=points,
-        totals=totals, reception=newcomer_reception(db, community_id, since, until), top_threads=top,
+        community_id=community_id,
+        days=days,
+        bucket=bucket,
+        since=since,
+        until=until,
+        points=points,
+        totals=totals,
+        reception=newcomer_reception(db, community_id, since, until),
+        top_threads=top,
         last_comment_at=last,
     )
 

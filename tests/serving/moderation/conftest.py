@@ -69,9 +69,7 @@ class Accounts:
 def users(sessions: sessionmaker[Session]) -> Accounts:
     made = Accounts()
     with sessions.begin() as db:
-        made.moderator_id = accounts.create_user(
-            db, made.moderator, PASSWORD, "moderator", actor=Actor.cli()
-        ).id
+        made.moderator_id = accounts.create_user(db, made.moderator, PASSWORD, "moderator", actor=Actor.cli()).id
         made.admin_id = accounts.create_user(db, made.admin, ADMIN_PASSWORD, "admin", actor=Actor.cli()).id
     return made
 
@@ -217,8 +215,6 @@ def comment_pk(sessions: sessionmaker[Session], community_id: str, comment_id: s
     from serving.storage.models import Comment
 
     with sessions() as db:
-        pk = db.scalar(
-            select(Comment.id).where(Comment.community_id == community_id, Comment.comment_id == comment_id)
-        )
+        pk = db.scalar(select(Comment.id).where(Comment.community_id == community_id, Comment.comment_id == comment_id))
     assert pk is not None
     return pk

@@ -98,10 +98,7 @@ def test_an_admin_manages_users(seeded, users, sessions):
             "csrf_token": token,
         },
     )
-    assert (
-        created.status_code == 303
-        and created.headers["location"] == "/moderation/admin/users?done=user.create"
-    )
+    assert created.status_code == 303 and created.headers["location"] == "/moderation/admin/users?done=user.create"
     mismatch = seeded.post(
         "/moderation/admin/users",
         data={

@@ -113,18 +113,14 @@ def test_login_sets_a_hardened_cookie_and_stores_only_a_hash(seeded, users, sess
 
 def test_cookie_is_secure_when_configured(seeded, users):
     seeded.app.state.moderation.settings = ModerationSettings(cookie_secure=True)
-    https = TestClient(
-        seeded.app, base_url="https://testserver", follow_redirects=False
-    )  # Secure cookies need TLS
+    https = TestClient(seeded.app, base_url="https://testserver", follow_redirects=False)  # Secure cookies need TLS
     page = https.get("/moderation/login")
     assert "Secure" in page.headers["set-cookie"]
     response = https.post(
         "/moderation/login", data={"username": "mia", "password": PASSWORD, "csrf_token": csrf_of(page.text)}
     )
     assert response.status_code == 303
-    assert "Secure" in next(
-        v for v in response.headers.get_list("set-cookie") if v.startswith("belong_session=")
-    )
+    assert "Secure" in next(v for v in response.headers.get_list("set-cookie") if v.startswith("belong_session="))
 
 
 def test_wrong_password_and_unknown_user_get_the_same_answer(seeded, users):
@@ -144,9 +140,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(seeded, users):
 
 def test_login_needs_its_csrf_token(seeded, users):
     seeded.get("/moderation/login")
-    response = seeded.post(
-        "/moderation/login", data={"username": "mia", "password": PASSWORD, "csrf_token": "x"}
-    )
+    response = seeded.post("/moderation/login", data={"username": "mia", "password": PASSWORD, "csrf_token": "x"})
     assert response.status_code == 403
     assert "The login form expired" in response.text
 
@@ -155,9 +149,7 @@ def test_five_failures_lock_the_username_and_ip_for_15_minutes(seeded, users, se
     token = csrf_of(seeded.get("/moderation/login").text)
 
     def attempt(username: str, password: str):
-        return seeded.post(
-            "/moderation/login", data={"username": username, "password": password, "csrf_token": token}
-        )
+        return seeded.post("/moderation/login", data={"username": username, "password": password, "csrf_token": token})
 
     for _ in range(5):
         assert attempt("mia", "wrong password!").status_code == 401
@@ -165,9 +157,7 @@ def test_five_failures_lock_the_username_and_ip_for_15_minutes(seeded, users, se
     assert locked.status_code == 429
     assert "Too many failed logins. Try again in 15 minute(s)." in locked.text
     assert 890 <= int(locked.headers["retry-after"]) <= 901
-    assert (
-        attempt(users.admin, "admin passphrase for tests").status_code == 303
-    )  # other usernames are not locked
+    assert attempt(users.admin, "admin passphrase for tests").status_code == 303  # other usernames are not locked
     with sessions() as db:  # the refused attempt was not recorded (it cannot prolong the lock)
         assert db.query(LoginAttempt).filter_by(username="mia", success=False).count() == 5
 
@@ -182,9 +172,7 @@ def test_a_success_resets_the_failure_count(sessions, users):
     settings = ModerationSettings()
     with sessions.begin() as db:
         for _ in range(4):
-            assert not accounts.attempt_login(
-                db, "mia", "wrong password!", ip="1.2.3.4", settings=settings
-            ).ok
+            assert not accounts.attempt_login(db, "mia", "wrong password!", ip="1.2.3.4", settings=settings).ok
         assert accounts.attempt_login(db, "mia", PASSWORD, ip="1.2.3.4", settings=settings).ok
         for _ in range(4):
             accounts.attempt_login(db, "mia", "wrong password!", ip="1.2.3.4", settings=settings)

@@ -38,8 +38,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
         not CHROMIUM.exists(),
-        reason="Debian's Chromium is not at /usr/bin/chromium: run "
-        "`bash .ci/chromium.sh` (apt-get install chromium)",
+        reason="Debian's Chromium is not at /usr/bin/chromium: run `bash .ci/chromium.sh` (apt-get install chromium)",
     ),
 ]
 
@@ -70,9 +69,7 @@ def community_history() -> list[dict]:
                     "author_id": f"user{(day * 7 + i) % 23}",
                     "lang": "en",
                     "text": text,
-                    "created_at": (start + timedelta(days=day, minutes=13 * i))
-                    .isoformat()
-                    .replace("+00:00", "Z"),
+                    "created_at": (start + timedelta(days=day, minutes=13 * i)).isoformat().replace("+00:00", "Z"),
                     **({"parent_id": f"d{day}-0"} if i else {}),
                 }
             )

@@ -11,9 +11,7 @@ from serving.storage.analytics import TagCounts
 
 
 def counts(n: int, warm: int, hostile: int) -> TagCounts:
-    return TagCounts(
-        count=n, tags={"welcoming": warm, "curious": 0, "hostile": hostile}, welcoming_or_curious=warm
-    )
+    return TagCounts(count=n, tags={"welcoming": warm, "curious": 0, "hostile": hostile}, welcoming_or_curious=warm)
 
 
 def test_community_page_draws_the_chart_and_the_numbers(moderator):
@@ -49,17 +47,13 @@ def test_chart_breaks_the_line_at_empty_buckets():
     start = datetime(2025, 1, 1)
     points = [
         Point(start + timedelta(days=i), c)
-        for i, c in enumerate(
-            [counts(4, 4, 0), counts(2, 0, 2), TagCounts(), counts(1, 1, 0), counts(2, 1, 1)]
-        )
+        for i, c in enumerate([counts(4, 4, 0), counts(2, 0, 2), TagCounts(), counts(1, 1, 0), counts(2, 1, 1)])
     ]
     chart = index_chart(points, bucket="day")
     assert len(chart.lines) == 2 and len(chart.dots) == 4
     assert [d.y for d in chart.dots][:2] == [chart.top, chart.bottom]  # +1 at the top, -1 at the bottom
     assert chart.dots[3].y == chart.zero_y  # index 0
-    assert len(chart.bars) == 4 and max(b.height for b in chart.bars) == round(
-        (chart.bottom - chart.top) * 0.35, 1
-    )
+    assert len(chart.bars) == 4 and max(b.height for b in chart.bars) == round((chart.bottom - chart.top) * 0.35, 1)
     assert [t.label for t in chart.x_ticks] == [
         "2025-01-01",
         "2025-01-02",

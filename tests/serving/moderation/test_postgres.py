@@ -32,11 +32,21 @@ def test_review_flow_on_postgres(postgres_url, make_client, tmp_path):
     with sessions.begin() as db:
         key = create_key(db, name=f"pg-{run}", scopes=["score"]).token
         accounts.create_user(db, name, PASSWORD, "moderator", actor=Actor.cli())
-    client = make_client(Settings(database_url=postgres_url, bundle=tmp_path / "none", max_wait_ms=2),
-                         FakePredictor(), follow_redirects=False)
+    client = make_client(
+        Settings(database_url=postgres_url, bundle=tmp_path / "none", max_wait_ms=2),
+        FakePredictor(),
+        follow_redirects=False,
+    )
     comments = [
-        {"id": f"{i}", "thread_id": "t", "community_id": community, "lang": "en", "text": text,
-         "created_at": f"2025-02-01T10:0{i}:00Z", **({"parent_id": "0"} if i else {})}
+        {
+            "id": f"{i}",
+            "thread_id": "t",
+            "community_id": community,
+            "lang": "en",
+            "text": text,
+            "created_at": f"2025-02-01T10:0{i}:00Z",
+            **({"parent_id": "0"} if i else {}),
+        }
         for i, text in enumerate(["hello all", "go back", "idiot", "go back home", "welcome!"])
     ]
     assert client.post("/v1/score", json={"comments": comments}, headers=bearer(key)).status_code == 200
@@ -47,16 +57,20 @@ def test_review_flow_on_postgres(postgres_url, make_client, tmp_path):
     page = client.get(f"/moderation/threads/{thread_href}")
     comment_pk = page.text.split('action="/moderation/comments/')[2].split("/")[0]  # 2nd comment: "go back"
     token = csrf_of(page.text)
-    rejected = client.post(f"/moderation/comments/{comment_pk}/review",
-                           data={"action": "reject:hostile", "csrf_token": token})
+    rejected = client.post(
+        f"/moderation/comments/{comment_pk}/review", data={"action": "reject:hostile", "csrf_token": token}
+    )
     assert rejected.status_code == 303
-    resolved = client.post(f"/moderation/threads/{thread_href}/status",
-                           data={"action": "resolve", "reason": "handled", "csrf_token": token})
+    resolved = client.post(
+        f"/moderation/threads/{thread_href}/status",
+        data={"action": "resolve", "reason": "handled", "csrf_token": token},
+    )
     assert resolved.status_code == 303
     assert client.get("/moderation/community", params={"id": community}).status_code == 200
     with sessions() as db:
-        entries = db.scalars(select(AuditEntry).where(AuditEntry.community_id == community)
-                             .order_by(AuditEntry.id)).all()
+        entries = db.scalars(
+            select(AuditEntry).where(AuditEntry.community_id == community).order_by(AuditEntry.id)
+        ).all()
         assert [e.action for e in entries] == ["tag.reject", "thread.resolve"]
         assert json.loads(entries[0].after)["hostile"] == 0
         rows = [r for r in feedback_rows(db) if r["community_id"] == community]

@@ -23,13 +23,23 @@ def more_threads() -> list[dict]:
     for thread, (hostile, calm, minute) in shapes.items():
         for i in range(calm):
             rows.append(
-                {"id": f"{thread}-c{i}", "thread_id": thread, "community_id": "c3", "text": "welcome friend",
-                 "created_at": f"2025-02-04T09:{i:02d}:00Z"}
+                {
+                    "id": f"{thread}-c{i}",
+                    "thread_id": thread,
+                    "community_id": "c3",
+                    "text": "welcome friend",
+                    "created_at": f"2025-02-04T09:{i:02d}:00Z",
+                }
             )
         for i in range(hostile):
             rows.append(
-                {"id": f"{thread}-h{i}", "thread_id": thread, "community_id": "c3", "text": "go back home",
-                 "created_at": f"2025-02-04T10:{minute - i:02d}:00Z"}
+                {
+                    "id": f"{thread}-h{i}",
+                    "thread_id": thread,
+                    "community_id": "c3",
+                    "text": "go back home",
+                    "created_at": f"2025-02-04T10:{minute - i:02d}:00Z",
+                }
             )
     return rows
 

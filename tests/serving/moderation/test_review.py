@@ -25,9 +25,7 @@ def queue_threads(html: str) -> list[str]:
 
 def audit_entries(sessions) -> list[AuditEntry]:
     with sessions() as db:
-        return list(
-            db.scalars(select(AuditEntry).where(AuditEntry.action.not_like("user.%")).order_by(AuditEntry.id))
-        )
+        return list(db.scalars(select(AuditEntry).where(AuditEntry.action.not_like("user.%")).order_by(AuditEntry.id)))
 
 
 def test_queue_lists_flagged_threads_worst_first(moderator):
@@ -50,9 +48,7 @@ def test_queue_filters(moderator, sessions):
     assert queue_threads(moderator.get("/moderation/").text) == ["t3"]
     assert queue_threads(moderator.get("/moderation/?status=resolved").text) == ["t1"]
     assert queue_threads(moderator.get("/moderation/?status=any").text) == ["t1", "t3"]
-    assert queue_threads(moderator.get("/moderation/?status=bogus&page=x").text) == [
-        "t3"
-    ]  # bad input: defaults
+    assert queue_threads(moderator.get("/moderation/?status=bogus&page=x").text) == ["t3"]  # bad input: defaults
 
 
 def test_queue_paginates(moderator, keys):
@@ -156,9 +152,7 @@ def test_confirm_add_clear_and_accept(moderator, sessions):
     assert json.loads(entries[1].after) == {"welcoming": 1, "curious": 0, "hostile": 0}
     assert json.loads(entries[2].after) == {"welcoming": 0, "curious": 0, "hostile": 0}
     with sessions() as db:
-        accepted = {
-            (r.tag, r.label) for r in db.scalars(select(CommentLabel).where(CommentLabel.comment_id == "3"))
-        }
+        accepted = {(r.tag, r.label) for r in db.scalars(select(CommentLabel).where(CommentLabel.comment_id == "3"))}
     assert accepted == {("welcoming", True), ("curious", True), ("hostile", False)}
 
 
@@ -181,9 +175,7 @@ def test_refused_review_actions(moderator, sessions, action, message):
 
 def test_review_of_unknown_comment_is_404(moderator):
     token = csrf_of(moderator.get("/moderation/").text)
-    response = moderator.post(
-        "/moderation/comments/9999/review", data={"action": "accept", "csrf_token": token}
-    )
+    response = moderator.post("/moderation/comments/9999/review", data={"action": "accept", "csrf_token": token})
     assert response.status_code == 404
 
 
@@ -198,16 +190,11 @@ def test_resolve_needs_a_reason_and_is_audited(moderator, sessions):
         f"/moderation/threads/{pk}/status",
         data={"action": "resolve", "reason": "troll warned", "csrf_token": token},
     )
-    assert (
-        done.status_code == 303
-        and done.headers["location"] == f"/moderation/threads/{pk}?done=thread.resolve"
-    )
+    assert done.status_code == 303 and done.headers["location"] == f"/moderation/threads/{pk}?done=thread.resolve"
     page = moderator.get(done.headers["location"])
     assert "Thread resolved." in page.text and "troll warned" in page.text
     assert 'value="reopen"' in page.text and 'value="resolve"' not in page.text
-    reopen = moderator.post(
-        f"/moderation/threads/{pk}/status", data={"action": "reopen", "csrf_token": token}
-    )
+    reopen = moderator.post(f"/moderation/threads/{pk}/status", data={"action": "reopen", "csrf_token": token})
     assert reopen.status_code == 303
     dismiss = moderator.post(
         f"/moderation/threads/{pk}/status",

@@ -39,9 +39,7 @@ def assert_inert(html: str) -> None:
     body = html.split("<main>", 1)[1]
     assert "<script" not in html.lower()
     assert "<img" not in body.lower()
-    assert not re.search(r"\son\w+\s*=", body.replace("onerror=alert(1)&gt;", "")), (
-        "an event handler attribute"
-    )
+    assert not re.search(r"\son\w+\s*=", body.replace("onerror=alert(1)&gt;", "")), "an event handler attribute"
     assert 'href="javascript' not in html.lower() and "href='javascript" not in html.lower()
     visible = re.sub(r'="[^"]*"', '=""', html)  # form values keep the real id, escaped; they never display
     assert RLO not in visible

@@ -23,9 +23,7 @@ def test_upgrade_downgrade_upgrade(tmp_path):
     assert TABLES <= set(inspect(engine).get_table_names())
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
-        triggers = (
-            connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
-        )
+        triggers = connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
     assert {"audit_log_no_update", "audit_log_no_delete"} <= set(triggers)
     config = alembic_config(engine)
     before_moderation = ScriptDirectory.from_config(config).get_revision(MODERATION_REVISION).down_revision
