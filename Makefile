@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 .DELETE_ON_ERROR:
 RECIPE := training/recipes/default.toml
 
-.PHONY: run install model base test test-slow bench lint splits seeds-table
+.PHONY: run install model base test test-slow bench lint format splits seeds-table
 
 run: model
 	@echo "Moderator pages: http://$(HOST):$(PORT)/ (create an account: $(BIN)/belong users add NAME --role moderator)"
@@ -49,9 +49,15 @@ bench: model
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/serve_bench.py --bundle $(BUNDLE)
 
+# The format check, the linter and mypy on every package; CI runs this before the tests.
 lint: install
-	$(BIN)/ruff check training serving belonging_cli tests bench scripts
-	$(BIN)/mypy serving
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy training serving belonging_cli
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 splits: install
 	$(BIN)/belong splits --data seeds --out data/splits.jsonl

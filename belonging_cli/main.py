@@ -1,31 +1,50 @@
 """The `belong` command: one thin layer above training and serving.
 
-Usage: `belong --help`. Training commands import torch lazily, inside the command, so
-`belong serve` and `belong score` never load the training stack.
+Usage: `belong --help`. One module per command or command group (`*_cmds.py`), shared helpers in
+common.py. Training commands import torch lazily, inside the command, so `belong serve` and
+`belong score` never load the training stack.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
 
-from belonging_cli import moderation_cmds, score_cmds, serve_cmds, train_cmds
+from belonging_cli import (
+    db_cmds,
+    feedback_cmds,
+    keys_cmds,
+    replay_cmds,
+    score_cmds,
+    serve_cmds,
+    train_cmds,
+    users_cmds,
+)
 
-app = typer.Typer(help="belonging: how are newcomers received? Train, evaluate and serve the tagger.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="belonging: how are newcomers received? Train, evaluate and serve the tagger.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 
 
 @app.callback()
-def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
-train_cmds.register(app)
-score_cmds.register(app)
-serve_cmds.register(app)
-moderation_cmds.register(app)
+train_cmds.register(app)  # train, prepare, fit, calibrate, export, evaluate, splits, base
+app.command("score")(score_cmds.score)
+app.command("serve")(serve_cmds.serve)
+app.add_typer(keys_cmds.app, name="keys")
+app.add_typer(db_cmds.app, name="db")
+app.command("replay")(replay_cmds.replay_command)
+app.add_typer(users_cmds.app, name="users")
+app.add_typer(feedback_cmds.app, name="feedback")
 
 if __name__ == "__main__":
     app()

@@ -1,58 +1,61 @@
-"""`belong score`: tag a JSON Lines file with a bundle (serving stack only, no torch)."""
+"""`belong score`: tag a JSON Lines file with a bundle (serving stack only, no torch).
+
+Usage: belong score --bundle models/default --input in.jsonl --output out.jsonl
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+
+from belonging_cli.common import fail
 
 BATCH = 256
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def score(
-        bundle: Path = typer.Option(..., help="Bundle folder."),
-        input_path: Path = typer.Option(..., "--input", help="JSON Lines with at least a `text` field."),
-        output: Path = typer.Option(..., help="JSON Lines: input fields plus `scores` and `tags`."),
-    ) -> None:
-        """Score every line; a line without usable text gets an `error` field and the rest go on."""
-        from serving.bundle import BundleError
-        from serving.predictor import Predictor
+def score(
+    bundle: Annotated[Path, typer.Option(help="Bundle folder.")],
+    input_path: Annotated[Path, typer.Option("--input", help="JSON Lines with at least a `text` field.")],
+    output: Annotated[Path, typer.Option(help="JSON Lines: input fields plus `scores` and `tags`.")],
+) -> None:
+    """Score every line; a line without usable text gets an `error` field and the rest go on."""
+    from serving.engine.bundle import BundleError
+    from serving.engine.predictor import Predictor
 
-        try:
-            predictor = Predictor.from_path(bundle)
-        except BundleError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
-        scored = failed = 0
-        with open(input_path, "rb") as source, open(output, "w", encoding="utf-8") as sink:
-            pending: list[dict] = []
+    try:
+        predictor = Predictor.from_path(bundle)
+    except BundleError as exc:
+        raise fail(str(exc)) from exc
+    scored = failed = 0
+    with open(input_path, "rb") as source, open(output, "w", encoding="utf-8") as sink:
+        pending: list[dict[str, Any]] = []
 
-            def flush() -> None:
-                usable = [r for r in pending if "error" not in r]
-                for record, prediction in zip(usable, predictor.predict([r["text"] for r in usable]), strict=True):
-                    record["scores"], record["tags"] = prediction.scores, prediction.tags
-                for record in pending:
-                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                pending.clear()
+        def flush() -> None:
+            usable = [r for r in pending if "error" not in r]
+            for record, prediction in zip(usable, predictor.predict([r["text"] for r in usable]), strict=True):
+                record["scores"], record["tags"] = prediction.scores, prediction.tags
+            for record in pending:
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            pending.clear()
 
-            for number, raw in enumerate(source, start=1):
-                record, problem = parse_line(raw, number)
-                if problem:
-                    failed += 1
-                    record["error"] = problem
-                else:
-                    scored += 1
-                pending.append(record)
-                if len(pending) >= BATCH:
-                    flush()
-            flush()
-        typer.echo(f"{scored} lines scored, {failed} with errors, written to {output}")
+        for number, raw in enumerate(source, start=1):
+            record, problem = parse_line(raw, number)
+            if problem:
+                failed += 1
+                record["error"] = problem
+            else:
+                scored += 1
+            pending.append(record)
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+    typer.echo(f"{scored} lines scored, {failed} with errors, written to {output}")
 
 
-def parse_line(raw: bytes, number: int) -> tuple[dict, str | None]:
+def parse_line(raw: bytes, number: int) -> tuple[dict[str, Any], str | None]:
     """(record, problem). A broken line keeps what can be kept, so output stays one line per input."""
     try:
         line = raw.decode("utf-8")

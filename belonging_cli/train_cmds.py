@@ -163,8 +163,8 @@ def register(app: typer.Typer) -> None:
         hostile decision per case type and language."""
         import numpy as np
 
-        from serving.bundle import BundleError
-        from serving.predictor import Predictor
+        from serving.engine.bundle import BundleError
+        from serving.engine.predictor import Predictor
         from training.data import DataError, load_rows
         from training.evaluate import challenge_report, crossfit_report, evaluate_rows, render, render_challenge
 

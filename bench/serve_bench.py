@@ -68,7 +68,7 @@ def load_texts(path: Path, n: int) -> list[str]:
 
 
 def bench_raw(bundle: Path, texts: list[str], seconds: float) -> Result:
-    from serving.predictor import Predictor
+    from serving.engine.predictor import Predictor
 
     predictor = Predictor.from_path(bundle)
     predictor.predict(texts[:64])

@@ -27,7 +27,7 @@ def step_throughput(rows, max_length: int, freeze: bool, steps: int, batch_size:
     import numpy as np
     import torch
 
-    from serving.predictor import load_tokenizer, pad_id_of
+    from serving.engine.predictor import load_tokenizer, pad_id_of
     from training.config import TrainConfig
     from training.model import build_tagger
     from training.train import collate, encode_rows

@@ -1,24 +1,26 @@
-"""What one running app holds (settings, store, model, batcher) and its start-up and shut-down.
+"""What one running server holds (settings, store, model, batcher, writer) and its start-up and
+shut-down. Shared by the JSON API and the moderator pages; no web framework here.
 
-Start-up (from the app's lifespan): migrate or check the database, then load the model in a
-background thread so /healthz answers at once and /readyz answers 503 until the model is loaded
-and one warm-up batch has run. A model that fails to load turns /healthz to 503 as well.
+Usage (the app's lifespan does this):
+    runtime = Runtime(settings, bundle=load_bundle(settings.bundle))
+    await runtime.start(); ...; runtime.require_ready(); ...; await runtime.stop()
+
+Start-up: migrate or check the database, then load the model in a background thread so /healthz
+answers at once and /readyz answers 503 until the model is loaded and one warm-up batch has run.
+A model that fails to load turns /healthz to 503 as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from fastapi import HTTPException
-from fastapi.concurrency import run_in_threadpool
+from anyio import to_thread
 
-from serving.auth import KeyStore
-from serving.batching import MicroBatcher, PredictorLike
-from serving.bundle import Bundle
-from serving.lang import language_detector, parse_languages
-from serving.metrics import Metrics
-from serving.scoring import ScoringService
+from serving.engine.batching import MicroBatcher, PredictorLike
+from serving.engine.bundle import Bundle, BundleMeta
+from serving.engine.lang import language_detector, parse_languages
 from serving.settings import Settings
 from serving.storage.db import check_at_head, make_engine, make_sessionmaker, upgrade
 from serving.storage.writer import GroupWriter
@@ -37,29 +39,39 @@ WARMUP_TEXTS = [
 ]
 
 
+def _ignore(_value: float) -> None:
+    return None
+
+
+class ModelUnavailable(RuntimeError):
+    """The model is still loading, or failed to load; the message says which."""
+
+
 class Runtime:
     def __init__(
         self,
         settings: Settings,
-        metrics: Metrics,
         *,
         bundle: Bundle | None = None,
         predictor: PredictorLike | None = None,
+        on_batch: Callable[[int], None] = _ignore,
+        on_queue_depth: Callable[[int], None] = _ignore,
+        on_ready: Callable[[bool], None] = _ignore,
     ) -> None:
         if bundle is None and predictor is None:
             raise ValueError("give a bundle or a predictor")
         self.settings = settings
-        self.metrics = metrics
         self.bundle = bundle
         self.predictor = predictor
+        self._on_batch = on_batch
+        self._on_queue_depth = on_queue_depth
+        self._on_ready = on_ready
         # Built here, not in the background, so unknown language codes stop the start-up.
         self.detect_language = language_detector(parse_languages(settings.languages), settings.lang_min_confidence)
         self.engine = make_engine(settings.database_url)
         self.sessions = make_sessionmaker(self.engine)
-        self.keys = KeyStore(self.sessions, settings.key_cache_seconds)
         self.writer = GroupWriter(self.sessions, model_name=self.model_name, model_version=self.model_version)
         self.batcher: MicroBatcher | None = None
-        self.scoring: ScoringService | None = None
         self.ready = False
         self.load_error: str | None = None
         self._load_task: asyncio.Future[None] | None = None
@@ -76,7 +88,7 @@ class Runtime:
         """Build the predictor (unless one was given), warm it up, start the batcher."""
         try:
             if self.predictor is None:
-                from serving.predictor import Predictor
+                from serving.engine.predictor import Predictor
 
                 assert self.bundle is not None
                 log.info("loading %r with %d thread(s)", self.bundle, self.settings.threads)
@@ -91,29 +103,21 @@ class Runtime:
                 max_queue=self.settings.max_queue,
                 pool_batches=self.settings.pool_batches,
                 batch_overhead=self.settings.batch_overhead,
-                on_batch=self.metrics.batch_size.observe,
-                on_queue_depth=self.metrics.queue_depth.set,
+                on_batch=self._on_batch,
+                on_queue_depth=self._on_queue_depth,
                 detect=self.detect_language,
             )
             batcher.start()
             self.batcher = batcher
-            self.scoring = ScoringService(
-                batcher,
-                self.sessions,
-                self.writer,
-                self.metrics,
-                model_name=predictor.name,
-                model_version=predictor.version,
-            )
             self.ready = True
-            self.metrics.model_ready.set(1)
+            self._on_ready(True)
             log.info("model %s %s ready", predictor.name, predictor.version)
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("the model failed to load")
 
     async def start(self) -> None:
-        await run_in_threadpool(self.prepare_database)
+        await to_thread.run_sync(self.prepare_database)
         self.writer.start()
         self._load_task = asyncio.ensure_future(asyncio.to_thread(self.load_model))
 
@@ -121,23 +125,31 @@ class Runtime:
         if self._load_task is not None:
             await self._load_task  # a thread cannot be cancelled: let the load finish
         if self.batcher is not None:
-            await run_in_threadpool(self.batcher.stop)
-        await run_in_threadpool(self.writer.stop)
+            await to_thread.run_sync(self.batcher.stop)
+        await to_thread.run_sync(self.writer.stop)
         self.ready = False
-        self.metrics.model_ready.set(0)
+        self._on_ready(False)
         self.engine.dispose()
 
-    # --- for routes ---
+    # --- for the API and the pages ---
 
-    def require_scoring(self) -> ScoringService:
-        if self.scoring is None or not self.ready:
-            detail = (
+    def require_ready(self) -> None:
+        """Raise ModelUnavailable while the model loads, or after it failed to (the API answers 503)."""
+        if self.batcher is None or not self.ready:
+            raise ModelUnavailable(
                 f"the model failed to load: {self.load_error}"
                 if self.load_error
                 else "the model is still loading: retry when /readyz answers 200"
             )
-            raise HTTPException(503, detail, headers={"Retry-After": "1"})
-        return self.scoring
+
+    @property
+    def meta(self) -> BundleMeta:
+        """The served bundle's metadata (a test's fake predictor carries a stand-in)."""
+        if self.bundle is not None:
+            return self.bundle.meta
+        assert self.predictor is not None
+        meta: BundleMeta = self.predictor.bundle.meta
+        return meta
 
     @property
     def model_name(self) -> str:

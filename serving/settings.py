@@ -14,7 +14,8 @@ from typing import Annotated
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from serving.lang import DEFAULT_LANGUAGES
+from serving.engine.lang import DEFAULT_LANGUAGES
+from serving.storage.threads import FlagLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///var/belonging.db"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -62,11 +63,11 @@ class Settings(BaseSettings):
     # With a backlog, take up to this many batches' worth at once and sort them by token length.
     pool_batches: Annotated[int, Field(ge=1, le=64)] = 4
     # The fixed cost of one model call, in tokens of one row: sorted batches are cut where padding
-    # would cost more than that (see batching.plan_batches). 0: never pad; large: always full batches.
+    # would cost more than that (see serving.engine.batching.plan_batches). 0: never pad; large: always full batches.
     batch_overhead: Annotated[float, Field(ge=0, le=100_000)] = 32.0
 
     # --- request limits ---
-    # (at most 256 comments of 1 to 10,000 characters: fixed in serving/schemas.py, the API contract)
+    # (at most 256 comments of 1 to 10,000 characters: fixed in serving/api/schemas.py, the API contract)
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
     max_line_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024  # one NDJSON line of /v1/stream
     stream_window: Annotated[int, Field(ge=1, le=4096)] = 64  # /v1/stream lines scored ahead of output
@@ -92,3 +93,8 @@ class Settings(BaseSettings):
     @property
     def migrate_on_start(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def flag_limits(self) -> FlagLimits:
+        """The flag limits, as the API (`/v1/flags`) and the moderator queue both apply them."""
+        return FlagLimits(self.flag_hostile_count, self.flag_hostile_share, self.flag_min_comments)

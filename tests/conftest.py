@@ -52,12 +52,27 @@ def build_tiny_base(folder: Path) -> Path:
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
     tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
-        "pad_token": "<pad>", "unk_token": "<unk>", "model_max_length": 128}))
-    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=130,
-                        pad_token_id=1)
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "pad_token": "<pad>",
+                "unk_token": "<unk>",
+                "model_max_length": 128,
+            }
+        )
+    )
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=1,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -75,9 +90,18 @@ def tiny_config(tiny_base):
     from training.config import TrainConfig
 
     # A random tiny model: the int8 F1 gate is tested on its own; here it would only measure noise.
-    return TrainConfig(base_model=str(tiny_base), text_prefix="query: ", epochs=2, batch_size=8,
-                       max_length=32, learning_rate=1e-3, int8_max_f1_drop=1.0, dev_fraction=0.2,
-                       test_fraction=0.2, early_stopping_patience=5)
+    return TrainConfig(
+        base_model=str(tiny_base),
+        text_prefix="query: ",
+        epochs=2,
+        batch_size=8,
+        max_length=32,
+        learning_rate=1e-3,
+        int8_max_f1_drop=1.0,
+        dev_fraction=0.2,
+        test_fraction=0.2,
+        early_stopping_patience=5,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from serving.predictor import Predictor
+from serving.engine.predictor import Predictor
 from training.data import Row
 from training.metrics import multilabel_metrics
 

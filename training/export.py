@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serving.bundle import FORMAT_VERSION, Bundle, BundleMeta, write_bundle_meta
-from serving.predictor import Predictor, load_tokenizer, pad_id_of
+from serving.engine.bundle import FORMAT_VERSION, Bundle, BundleMeta, write_bundle_meta
+from serving.engine.predictor import Predictor, load_tokenizer, pad_id_of
 from training.config import TrainConfig
 from training.data import Row
 from training.metrics import multilabel_metrics

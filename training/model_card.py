@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import BundleMeta
+from serving.engine.bundle import BundleMeta
 
 
 @dataclass

@@ -156,7 +156,7 @@ def read_prepare_report(work: Path) -> dict:
 
 def calibrate_stage(work: Path, calibration_data: Sequence[Path] = ()) -> dict:
     """Fit temperatures/thresholds on the dev split (or on `calibration_data` files when given)."""
-    from serving.predictor import load_tokenizer, pad_id_of
+    from serving.engine.predictor import load_tokenizer, pad_id_of
     from training.calibrate import calibrate
     from training.train import load_trained, predict_logits
 
@@ -194,8 +194,8 @@ def int8_check_rows(dev: list[Row], seed: int, limit: int = 1500) -> list[Row]:
 def card_stage(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
     """Evaluate the exported bundle (served path) on each source's test split, the held-out challenge
     sets and extra sets; write MODEL_CARD.md."""
-    from serving.bundle import Bundle, BundleMeta, write_bundle_meta
-    from serving.predictor import Predictor
+    from serving.engine.bundle import Bundle, BundleMeta, write_bundle_meta
+    from serving.engine.predictor import Predictor
     from training.evaluate import challenge_report, crossfit_report, evaluate_rows, render, render_challenge
     from training.model_card import EvalSet, write_model_card
 

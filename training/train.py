@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from serving.predictor import load_tokenizer, pad_id_of
+from serving.engine.predictor import load_tokenizer, pad_id_of
 from training.config import TrainConfig
 from training.data import Row
 from training.metrics import best_f1_threshold, multilabel_metrics

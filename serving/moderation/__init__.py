@@ -1,6 +1,6 @@
 """Moderator pages served by the scoring app: review flagged threads, correct tags, read the audit log.
 
-Usage (in `serving.app.create_app`, after the API routers):
+Usage (in `serving.api.app.create_app`, after the API routers):
     install_moderation(app)     # pages under /moderation, static files, security headers
 
 Accounts come from `belong users add NAME --role moderator|admin`. See docs/moderation.md.
@@ -45,5 +45,8 @@ def install_moderation(app: FastAPI, settings: ModerationSettings | None = None)
     app.add_middleware(SecurityHeadersMiddleware, prefix=PREFIX)
     runtime = getattr(app.state, "runtime", None)
     if runtime is not None and not settings.cookie_secure and not is_loopback(runtime.settings.host):
-        log.warning("moderator pages on %s without BELONG_MOD_COOKIE_SECURE=true: serve them over HTTPS "
-                    "and set it, or session cookies travel in clear text", runtime.settings.host)
+        log.warning(
+            "moderator pages on %s without BELONG_MOD_COOKIE_SECURE=true: serve them over HTTPS "
+            "and set it, or session cookies travel in clear text",
+            runtime.settings.host,
+        )

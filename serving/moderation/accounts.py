@@ -14,7 +14,6 @@ without checking the password until the oldest of those failures is `lock_minute
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,9 +25,11 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from serving.labels import ROLES
 from serving.moderation.audit import Actor, record
 from serving.moderation.settings import ModerationSettings
-from serving.storage.moderation import ROLES, LoginAttempt, LoginSession, Moderator
+from serving.storage.keys import hash_token
+from serving.storage.moderation import LoginAttempt, LoginSession, Moderator
 from serving.timefmt import utcnow
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -49,11 +50,6 @@ def _dummy_hash() -> str:
     return hasher.hash(secrets.token_urlsafe(16))
 
 
-def hash_token(token: str) -> str:
-    """sha256 is enough: session tokens carry 256 random bits."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def normalize_username(username: str) -> str:
     return username.strip().lower()
 
@@ -62,8 +58,7 @@ def check_username(username: str) -> str:
     name = normalize_username(username)
     if not USERNAME_RE.match(name):
         raise AccountError(
-            "usernames are 2 to 64 characters: letters a-z, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            "usernames are 2 to 64 characters: letters a-z, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name
 
@@ -104,8 +99,9 @@ def create_user(db: Session, username: str, password: str, role: str, *, actor: 
     if find_user(db, name) is not None:
         raise AccountError(f"a user named {name!r} already exists")
     now = utcnow()
-    user = Moderator(username=name, password_hash=hasher.hash(password), role=role, created_at=now,
-                     password_changed_at=now)
+    user = Moderator(
+        username=name, password_hash=hasher.hash(password), role=role, created_at=now, password_changed_at=now
+    )
     db.add(user)
     db.flush()
     record(db, actor, "user.create", target_user=name, before=None, after=_user_state(user))
@@ -113,8 +109,8 @@ def create_user(db: Session, username: str, password: str, role: str, *, actor: 
 
 
 def _active_admins(db: Session) -> int:
-    query = select(func.count()).select_from(Moderator).where(
-        Moderator.role == "admin", Moderator.disabled_at.is_(None)
+    query = (
+        select(func.count()).select_from(Moderator).where(Moderator.role == "admin", Moderator.disabled_at.is_(None))
     )
     return int(db.scalar(query) or 0)
 
@@ -151,8 +147,14 @@ def set_active(db: Session, user_id: int, active: bool, *, actor: Actor) -> bool
     user.disabled_at = None if active else utcnow()
     if not active:
         db.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
-    record(db, actor, "user.enable" if active else "user.disable", target_user=user.username, before=before,
-           after=_user_state(user))
+    record(
+        db,
+        actor,
+        "user.enable" if active else "user.disable",
+        target_user=user.username,
+        before=before,
+        after=_user_state(user),
+    )
     return True
 
 
@@ -196,10 +198,14 @@ def lockout_remaining(
     pair = (LoginAttempt.username == username, LoginAttempt.ip == ip, LoginAttempt.at > since)
     whole_ip = (LoginAttempt.ip == ip, LoginAttempt.at > now - window)
     for scope, limit in ((pair, settings.max_failures), (whole_ip, settings.max_failures_per_ip)):
-        failures = list(db.scalars(
-            select(LoginAttempt.at).where(*scope, LoginAttempt.success.is_(False))
-            .order_by(LoginAttempt.at.desc()).limit(limit)
-        ))
+        failures = list(
+            db.scalars(
+                select(LoginAttempt.at)
+                .where(*scope, LoginAttempt.success.is_(False))
+                .order_by(LoginAttempt.at.desc())
+                .limit(limit)
+            )
+        )
         if len(failures) >= limit:
             # Locked until the oldest of the last `limit` failures leaves the window.
             waits.append(failures[-1] + window - now)
@@ -232,11 +238,18 @@ def attempt_login(
         user.password_hash = hasher.hash(password)
     user.last_login_at = now
     token = secrets.token_urlsafe(32)
-    db.add(LoginSession(
-        token_hash=hash_token(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32), created_at=now,
-        expires_at=now + timedelta(hours=settings.session_hours), last_seen_at=now, ip=ip,
-        user_agent=user_agent[:200],
-    ))
+    db.add(
+        LoginSession(
+            token_hash=hash_token(token),
+            user_id=user.id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=now + timedelta(hours=settings.session_hours),
+            last_seen_at=now,
+            ip=ip,
+            user_agent=user_agent[:200],
+        )
+    )
     db.execute(delete(LoginSession).where(LoginSession.user_id == user.id, LoginSession.expires_at < now))
     return LoginOutcome(token=token, user=user)
 
@@ -278,8 +291,9 @@ def resolve_session(db: Session, token: str, settings: ModerationSettings) -> Vi
         return None
     if now - login.last_seen_at >= TOUCH_EVERY:
         login.last_seen_at = now
-    return Viewer(user_id=user.id, username=user.username, role=user.role, session_id=login.id,
-                  csrf_token=login.csrf_token)
+    return Viewer(
+        user_id=user.id, username=user.username, role=user.role, session_id=login.id, csrf_token=login.csrf_token
+    )
 
 
 def end_session(db: Session, session_id: int) -> None:

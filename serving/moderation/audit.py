@@ -76,9 +76,19 @@ def record(
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     entry = AuditEntry(
-        at=utcnow(), actor_id=actor.id, actor=actor.name, action=action, community_id=community_id,
-        thread_id=thread_id, comment_id=comment_id, tag=tag, target_user=target_user, before=_json(before),
-        after=_json(after), reason=reason, ip=actor.ip,
+        at=utcnow(),
+        actor_id=actor.id,
+        actor=actor.name,
+        action=action,
+        community_id=community_id,
+        thread_id=thread_id,
+        comment_id=comment_id,
+        tag=tag,
+        target_user=target_user,
+        before=_json(before),
+        after=_json(after),
+        reason=reason,
+        ip=actor.ip,
     )
     db.add(entry)
     db.flush()

@@ -82,8 +82,14 @@ def index_chart(points: Sequence[Point], *, bucket: str) -> Chart:
     for i, point in enumerate(points):
         if most and point.counts.count:
             h = round(plot_h * 0.35 * point.counts.count / most, 1)
-            chart.bars.append(Bar(x=round(x_of(i) - step * 0.35, 1), y=round(chart.bottom - h, 1),
-                                  width=round(step * 0.7, 1), height=h))
+            chart.bars.append(
+                Bar(
+                    x=round(x_of(i) - step * 0.35, 1),
+                    y=round(chart.bottom - h, 1),
+                    width=round(step * 0.7, 1),
+                    height=h,
+                )
+            )
         index = point.index
         if index is None:
             if len(run) > 1:
@@ -93,9 +99,15 @@ def index_chart(points: Sequence[Point], *, bucket: str) -> Chart:
         x, y = x_of(i), y_of(index)
         run.append(f"{x},{y}")
         counts = point.counts
-        chart.dots.append(Dot(x, y, f"{_fmt(bucket, point)}: index {index:+.2f} from {counts.count} comments "
-                                    f"({counts.welcoming_or_curious} welcoming or curious, "
-                                    f"{counts.tags['hostile']} hostile)"))
+        chart.dots.append(
+            Dot(
+                x,
+                y,
+                f"{_fmt(bucket, point)}: index {index:+.2f} from {counts.count} comments "
+                f"({counts.welcoming_or_curious} welcoming or curious, "
+                f"{counts.tags['hostile']} hostile)",
+            )
+        )
     if len(run) > 1:
         chart.lines.append(" ".join(run))
     chart.empty = not chart.dots

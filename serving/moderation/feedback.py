@@ -26,11 +26,11 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
+from serving.labels import TAGS
 from serving.moderation.review import decisions_for, final_labels
 from serving.storage.comments import tags_of
 from serving.storage.models import Comment
 from serving.storage.moderation import CommentLabel, Moderator
-from serving.tags import TAGS
 
 CHUNK = 400
 
@@ -52,8 +52,9 @@ def feedback_rows(db: Session, since: datetime | None = None) -> Iterator[dict[s
     )
     if since is not None:
         query = query.having(latest >= since)
-    keys = [(c, i) for c, i, _ in db.execute(query.order_by(latest, CommentLabel.community_id,
-                                                             CommentLabel.comment_id))]
+    keys = [
+        (c, i) for c, i, _ in db.execute(query.order_by(latest, CommentLabel.community_id, CommentLabel.comment_id))
+    ]
     names = {uid: name for uid, name in db.execute(select(Moderator.id, Moderator.username))}
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start : start + CHUNK]

@@ -17,6 +17,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from serving.api.deps import DbSession, RuntimeDep
+from serving.labels import ROLES, TAGS, THREAD_STATUSES
 from serving.moderation import accounts, audit, queries, review
 from serving.moderation.accounts import AccountError, Viewer
 from serving.moderation.charts import bar_width, index_chart
@@ -25,15 +27,13 @@ from serving.moderation.render import render
 from serving.moderation.settings import ModerationSettings
 from serving.runtime import Runtime
 from serving.storage.models import Comment
-from serving.storage.threads import FlagLimits
-from serving.tags import TAGS
+from serving.storage.threads import flagged_communities
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/moderation"
 SESSION_COOKIE = "belong_session"
 LOGIN_CSRF_COOKIE = "belong_login_csrf"
-STATUSES = ("open", "resolved", "dismissed")
 AUDIT_GROUPS = ("tag.", "thread.", "user.", "comment.")
 
 NOTICES = {
@@ -78,19 +78,12 @@ router = APIRouter(include_in_schema=False)
 # --- helpers ---
 
 
-def _state(request: Request) -> ModerationState:
+async def get_moderation(request: Request) -> ModerationState:
     state: ModerationState = request.app.state.moderation
     return state
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _limits(request: Request) -> FlagLimits:
-    s = _runtime(request).settings
-    return FlagLimits(s.flag_hostile_count, s.flag_hostile_share, s.flag_min_comments)
+ModerationDep = Annotated[ModerationState, Depends(get_moderation)]
 
 
 def client_ip(request: Request) -> str:
@@ -128,12 +121,18 @@ def date_param(value: str | None) -> datetime | None:
         return None
 
 
-def html(
-    request: Request, template: str, viewer: Viewer | None, code: int = 200, **context: Any
-) -> HTMLResponse:
+def html(request: Request, template: str, viewer: Viewer | None, code: int = 200, **context: Any) -> HTMLResponse:
     notice = NOTICES.get(request.query_params.get("done", ""))
-    body = render(template, viewer=viewer, notice=notice, path=request.url.path, prefix=PREFIX, tags=TAGS,
-                  error=context.pop("error", None), **context)
+    body = render(
+        template,
+        viewer=viewer,
+        notice=notice,
+        path=request.url.path,
+        prefix=PREFIX,
+        tags=TAGS,
+        error=context.pop("error", None),
+        **context,
+    )
     return HTMLResponse(body, status_code=code)
 
 
@@ -149,16 +148,15 @@ def pagination(page: int, total: int, size: int) -> dict[str, int]:
 # --- who is asking ---
 
 
-def get_viewer(request: Request) -> Viewer:
+def get_viewer(request: Request, runtime: RuntimeDep, state: ModerationDep) -> Viewer:
     token = request.cookies.get(SESSION_COOKIE, "")
     viewer = None
     if token:
-        with _runtime(request).sessions.begin() as db:
-            viewer = accounts.resolve_session(db, token, _state(request).settings)
+        with runtime.sessions.begin() as db:
+            viewer = accounts.resolve_session(db, token, state.settings)
     if viewer is None:
         if request.headers.get("authorization"):
-            raise PageDenied(401, "API keys cannot open the moderator pages: log in with a moderator "
-                                  "account.")
+            raise PageDenied(401, "API keys cannot open the moderator pages: log in with a moderator account.")
         next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(next_path if request.method == "GET" else PREFIX + "/")
     request.state.viewer = viewer
@@ -180,12 +178,13 @@ AdminDep = Annotated[Viewer, Depends(get_admin)]
 def check_csrf(viewer: Viewer, token: str) -> None:
     if not accounts.tokens_match(viewer.csrf_token, token):
         raise PageDenied(
-            403, "This form has expired or did not come from this site. Reload the page and try again.",
+            403,
+            "This form has expired or did not come from this site. Reload the page and try again.",
             viewer,
         )
 
 
-# --- exception handlers (installed by serving.moderation.install) ---
+# --- exception handlers (installed by serving.moderation.install_moderation) ---
 
 
 async def login_required_handler(request: Request, exc: Exception) -> Response:
@@ -196,8 +195,17 @@ async def login_required_handler(request: Request, exc: Exception) -> Response:
 async def page_denied_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageDenied)
     headers = {"WWW-Authenticate": 'Cookie realm="moderation"'} if exc.status == 401 else None
-    body = render("error.html", viewer=exc.viewer, notice=None, error=None, path=request.url.path,
-                  prefix=PREFIX, tags=TAGS, status=exc.status, message=exc.message)
+    body = render(
+        "error.html",
+        viewer=exc.viewer,
+        notice=None,
+        error=None,
+        path=request.url.path,
+        prefix=PREFIX,
+        tags=TAGS,
+        status=exc.status,
+        message=exc.message,
+    )
     return HTMLResponse(body, status_code=exc.status, headers=headers)
 
 
@@ -215,65 +223,98 @@ def moderation_root() -> RedirectResponse:
 
 
 def _login_page(
-    request: Request, status: int = 200, error: str | None = None, username: str = ""
+    request: Request, state: ModerationState, status: int = 200, error: str | None = None, username: str = ""
 ) -> HTMLResponse:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
-    response = html(request, "login.html", None, status, error=error, login_csrf=token, username=username,
-                    next=safe_next(request.query_params.get("next")))
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path=PREFIX, httponly=True, samesite="strict",
-                        secure=_state(request).settings.cookie_secure)
+    response = html(
+        request,
+        "login.html",
+        None,
+        status,
+        error=error,
+        login_csrf=token,
+        username=username,
+        next=safe_next(request.query_params.get("next")),
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=state.settings.cookie_secure,
+    )
     return response
 
 
 @router.get(PREFIX + "/login")
-def login_form(request: Request) -> Response:
+def login_form(request: Request, runtime: RuntimeDep, state: ModerationDep) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        with _runtime(request).sessions.begin() as db:
-            if accounts.resolve_session(db, token, _state(request).settings) is not None:
+        with runtime.sessions.begin() as db:
+            if accounts.resolve_session(db, token, state.settings) is not None:
                 return see_other(safe_next(request.query_params.get("next")))
-    return _login_page(request)
+    return _login_page(request, state)
 
 
 @router.post(PREFIX + "/login")
 def login(
     request: Request,
+    runtime: RuntimeDep,
+    state: ModerationDep,
     username: str = Form(""),
     password: str = Form(""),
     csrf_token: str = Form(""),
     next_path: str = Form("", alias="next"),
 ) -> Response:
-    settings = _state(request).settings
+    settings = state.settings
     if not accounts.tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token):
-        return _login_page(request, 403, "The login form expired. Please try again.", username[:64])
-    with _runtime(request).sessions.begin() as db:
-        outcome = accounts.attempt_login(db, username, password, ip=client_ip(request),
-                                         user_agent=request.headers.get("user-agent", ""), settings=settings)
+        return _login_page(request, state, 403, "The login form expired. Please try again.", username[:64])
+    with runtime.sessions.begin() as db:
+        outcome = accounts.attempt_login(
+            db,
+            username,
+            password,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+            settings=settings,
+        )
     if outcome.retry_after is not None:
         minutes = max(1, -(-int(outcome.retry_after.total_seconds()) // 60))
-        response = _login_page(request, 429, f"Too many failed logins. Try again in {minutes} minute(s).",
-                               username[:64])
+        response = _login_page(
+            request, state, 429, f"Too many failed logins. Try again in {minutes} minute(s).", username[:64]
+        )
         response.headers["Retry-After"] = str(int(outcome.retry_after.total_seconds()) + 1)
         return response
     if not outcome.ok:
-        return _login_page(request, 401, "Wrong username or password.", username[:64])
-    log.info("moderator %s logged in from %s", outcome.user.username if outcome.user else "?",
-             client_ip(request))
+        return _login_page(request, state, 401, "Wrong username or password.", username[:64])
+    log.info("moderator %s logged in from %s", outcome.user.username if outcome.user else "?", client_ip(request))
     redirect = see_other(safe_next(next_path))
-    redirect.set_cookie(SESSION_COOKIE, outcome.token or "", max_age=int(settings.session_hours * 3600),
-                        path=PREFIX, httponly=True, samesite="lax", secure=settings.cookie_secure)
+    redirect.set_cookie(
+        SESSION_COOKIE,
+        outcome.token or "",
+        max_age=int(settings.session_hours * 3600),
+        path=PREFIX,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
     redirect.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
     return redirect
 
 
 @router.post(PREFIX + "/logout")
-def logout(request: Request, viewer: ViewerDep, csrf_token: str = Form("")) -> Response:
+def logout(
+    request: Request, viewer: ViewerDep, runtime: RuntimeDep, state: ModerationDep, csrf_token: str = Form("")
+) -> Response:
     check_csrf(viewer, csrf_token)
-    with _runtime(request).sessions.begin() as db:
+    with runtime.sessions.begin() as db:
         accounts.end_session(db, viewer.session_id)
     response = see_other(PREFIX + "/login")
-    response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="lax",
-                           secure=_state(request).settings.cookie_secure)
+    response.delete_cookie(
+        SESSION_COOKIE, path=PREFIX, httponly=True, samesite="lax", secure=state.settings.cookie_secure
+    )
     return response
 
 
@@ -281,26 +322,37 @@ def logout(request: Request, viewer: ViewerDep, csrf_token: str = Form("")) -> R
 
 
 @router.get(PREFIX + "/")
-def queue_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
+def queue_page(
+    request: Request, viewer: ViewerDep, runtime: RuntimeDep, state: ModerationDep, db: DbSession
+) -> HTMLResponse:
     q = request.query_params
     status = q.get("status", "open")
-    status = status if status in STATUSES or status == "any" else "open"
+    status = status if status in THREAD_STATUSES or status == "any" else "open"
     sort = "newest" if q.get("sort") == "newest" else "worst"
     community = q.get("community")  # "" is the comments sent without a community
     where = queries.QueueFilter(
         community_id=community[:200] if community else None,
-        lang=text_param(q.get("lang"), 16), status=None if status == "any" else status, sort=sort,  # type: ignore[arg-type]
+        lang=text_param(q.get("lang"), 16),
+        status=None if status == "any" else status,
+        sort=sort,  # type: ignore[arg-type]
     )
-    size = _state(request).settings.page_size
+    size = state.settings.page_size
     page = int_param(q.get("page"), 1)
-    limits = _limits(request)
-    with _runtime(request).sessions() as db:
-        rows, total = queries.queue(db, limits, where, limit=size, offset=(page - 1) * size)
-        communities = queries.community_options(db, limits)
-        langs = queries.language_options(db)
+    limits = runtime.settings.flag_limits
+    rows, total = queries.queue(db, limits, where, limit=size, offset=(page - 1) * size)
+    communities = flagged_communities(db, limits)
+    langs = queries.language_options(db)
     return html(
-        request, "queue.html", viewer, rows=rows, where=where, status=status, communities=communities,
-        langs=langs, paging=pagination(page, total, size), reasons=lambda t: queries.flag_reasons(t, limits),
+        request,
+        "queue.html",
+        viewer,
+        rows=rows,
+        where=where,
+        status=status,
+        communities=communities,
+        langs=langs,
+        paging=pagination(page, total, size),
+        reasons=lambda t: queries.reason_texts(t, limits),
         limits=limits,
     )
 
@@ -308,10 +360,10 @@ def queue_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
 # --- a thread ---
 
 
-def _explanations(request: Request, view: queries.ThreadView) -> dict[int, list[tuple[str, bool]]]:
+def _explanations(
+    runtime: Runtime, state: ModerationState, view: queries.ThreadView
+) -> dict[int, list[tuple[str, bool]]]:
     """Marked words for the hostile comments on the page, when the serving model scored them."""
-    state = _state(request)
-    runtime = _runtime(request)
     predictor = runtime.predictor if runtime.ready else None
     if not state.settings.explain or predictor is None:
         return {}
@@ -332,29 +384,49 @@ def _explanations(request: Request, view: queries.ThreadView) -> dict[int, list[
     return out
 
 
-def _thread_page(request: Request, viewer: Viewer, thread_pk: int, status: int = 200,
-                 error: str | None = None) -> HTMLResponse:
+def _thread_page(
+    request: Request,
+    viewer: Viewer,
+    runtime: Runtime,
+    state: ModerationState,
+    thread_pk: int,
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
     page = int_param(request.query_params.get("page"), 1)
-    with _runtime(request).sessions() as db:
+    with runtime.sessions() as db:
         thread = queries.find_thread(db, thread_pk)
         if thread is None:
             raise PageDenied(404, f"There is no thread {thread_pk}.", viewer)
-        view = queries.thread_view(db, thread, page=page, page_size=_state(request).settings.thread_page_size)
-    return html(request, "thread.html", viewer, status, error=error, view=view, t=view.thread,
-                marks=_explanations(request, view), bar=bar_width, reasons=queries.flag_reasons(view.thread,
-                                                                                                 _limits(request)),
-                decoded=audit.decode)
+        view = queries.thread_view(db, thread, page=page, page_size=state.settings.thread_page_size)
+    return html(
+        request,
+        "thread.html",
+        viewer,
+        status,
+        error=error,
+        view=view,
+        t=view.thread,
+        marks=_explanations(runtime, state, view),
+        bar=bar_width,
+        reasons=queries.reason_texts(view.thread, runtime.settings.flag_limits),
+        decoded=audit.decode,
+    )
 
 
 @router.get(PREFIX + "/threads/{thread_pk:int}")
-def thread_page(request: Request, viewer: ViewerDep, thread_pk: int) -> HTMLResponse:
-    return _thread_page(request, viewer, thread_pk)
+def thread_page(
+    request: Request, viewer: ViewerDep, runtime: RuntimeDep, state: ModerationDep, thread_pk: int
+) -> HTMLResponse:
+    return _thread_page(request, viewer, runtime, state, thread_pk)
 
 
 @router.post(PREFIX + "/threads/{thread_pk:int}/status")
 def thread_status(
     request: Request,
     viewer: ViewerDep,
+    runtime: RuntimeDep,
+    state: ModerationDep,
     thread_pk: int,
     action: str = Form(""),
     reason: str = Form(""),
@@ -362,13 +434,14 @@ def thread_status(
 ) -> Response:
     check_csrf(viewer, csrf_token)
     try:
-        with _runtime(request).sessions.begin() as db:
-            changed = review.set_thread_status(db, thread_pk=thread_pk, action=action, reason=reason,
-                                               actor=viewer.actor(client_ip(request)))
+        with runtime.sessions.begin() as db:
+            changed = review.set_thread_status(
+                db, thread_pk=thread_pk, action=action, reason=reason, actor=viewer.actor(client_ip(request))
+            )
     except review.NotFound as exc:
         raise PageDenied(404, str(exc), viewer) from exc
     except review.ReviewError as exc:
-        return _thread_page(request, viewer, thread_pk, 400, str(exc))
+        return _thread_page(request, viewer, runtime, state, thread_pk, 400, str(exc))
     return see_other(f"{PREFIX}/threads/{thread_pk}?done={f'thread.{action}' if changed else 'nochange'}")
 
 
@@ -376,6 +449,8 @@ def thread_status(
 def comment_review(
     request: Request,
     viewer: ViewerDep,
+    runtime: RuntimeDep,
+    state: ModerationDep,
     comment_pk: int,
     action: str = Form(""),
     csrf_token: str = Form(""),
@@ -384,21 +459,22 @@ def comment_review(
     check_csrf(viewer, csrf_token)
     verb, _, tag = action.partition(":")
     try:
-        with _runtime(request).sessions.begin() as db:
-            changed = review.review_comment(db, comment_pk=comment_pk, action=verb, tag=tag or None,
-                                            actor=viewer.actor(client_ip(request)))
+        with runtime.sessions.begin() as db:
+            changed = review.review_comment(
+                db, comment_pk=comment_pk, action=verb, tag=tag or None, actor=viewer.actor(client_ip(request))
+            )
             comment = db.get(Comment, comment_pk)
             assert comment is not None
             thread_pk = queries.thread_pk_of(db, comment.community_id, comment.thread_id)
     except review.NotFound as exc:
         raise PageDenied(404, str(exc), viewer) from exc
     except review.ReviewError as exc:
-        with _runtime(request).sessions() as db:
+        with runtime.sessions() as db:
             comment = db.get(Comment, comment_pk)
             thread_pk = queries.thread_pk_of(db, comment.community_id, comment.thread_id) if comment else None
         if thread_pk is None:
             raise PageDenied(400, str(exc), viewer) from exc
-        return _thread_page(request, viewer, thread_pk, 400, str(exc))
+        return _thread_page(request, viewer, runtime, state, thread_pk, 400, str(exc))
     done = ("comment.accept" if verb == "accept" else f"tag.{verb}") if changed else "nochange"
     if thread_pk is None:
         return see_other(f"{PREFIX}/audit?done={done}")
@@ -409,77 +485,92 @@ def comment_review(
 
 
 @router.get(PREFIX + "/community")
-def community_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
+def community_page(request: Request, viewer: ViewerDep, runtime: RuntimeDep, db: DbSession) -> HTMLResponse:
     q = request.query_params
     community_id = (q.get("id") or "")[:200]
     days = int_param(q.get("days"), 30, 1, 365)
     days = days if days in queries.SPANS else 30
-    limits = _limits(request)
-    with _runtime(request).sessions() as db:
-        if not queries.community_exists(db, community_id):
-            raise PageDenied(404, "No stored comments in this community.", viewer)
-        report = queries.community_report(db, community_id, limits, days=days)
-    n = report.totals.count
-    rates = {tag: (report.totals.tags[tag] / n if n else None) for tag in TAGS}
-    replies = report.reception.replies
-    reply_rates = {tag: (replies.tags[tag] / replies.count if replies.count else None) for tag in TAGS}
+    limits = runtime.settings.flag_limits
+    if not queries.community_exists(db, community_id):
+        raise PageDenied(404, "No stored comments in this community.", viewer)
+    report = queries.community_report(db, community_id, limits, days=days)
+    rates = report.totals.rates
+    reply_rates = report.reception.replies.rates
     chart = index_chart(report.points, bucket=report.bucket)
-    return html(request, "community.html", viewer, report=report, chart=chart, rates=rates,
-                reply_rates=reply_rates, bar=bar_width, spans=queries.SPANS,
-                reasons=lambda t: queries.flag_reasons(t, limits))
+    return html(
+        request,
+        "community.html",
+        viewer,
+        report=report,
+        chart=chart,
+        rates=rates,
+        reply_rates=reply_rates,
+        bar=bar_width,
+        spans=queries.SPANS,
+        reasons=lambda t: queries.reason_texts(t, limits),
+    )
 
 
 # --- the audit log ---
 
 
 @router.get(PREFIX + "/audit")
-def audit_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
+def audit_page(request: Request, viewer: ViewerDep, state: ModerationDep, db: DbSession) -> HTMLResponse:
     q = request.query_params
     action = q.get("action") or None
     if action is not None and action not in audit.ACTIONS and action not in AUDIT_GROUPS:
         action = None
     since, until = date_param(q.get("since")), date_param(q.get("until"))
     where = audit.AuditFilter(
-        actor=text_param(q.get("actor"), 100), action=action,
+        actor=text_param(q.get("actor"), 100),
+        action=action,
         community_id=text_param(q.get("community")),
-        thread_id=text_param(q.get("thread")), since=since,
+        thread_id=text_param(q.get("thread")),
+        since=since,
         until=until + timedelta(days=1) if until else None,
     )
-    size = _state(request).settings.page_size
+    size = state.settings.page_size
     page = int_param(q.get("page"), 1)
-    with _runtime(request).sessions() as db:
-        entries, total = audit.list_entries(db, where, limit=size, offset=(page - 1) * size)
-        actors = audit.actors(db)
-        thread_pks = {
-            (e.community_id, e.thread_id): queries.thread_pk_of(db, e.community_id, e.thread_id)
-            for e in entries
-        }
-    return html(request, "audit.html", viewer, entries=entries, where=where, actors=actors,
-                actions=audit.ACTIONS,
-                paging=pagination(page, total, size), decoded=audit.decode, thread_pks=thread_pks,
-                since=q.get("since", "")[:10], until=q.get("until", "")[:10])
+    entries, total = audit.list_entries(db, where, limit=size, offset=(page - 1) * size)
+    actors = audit.actors(db)
+    thread_pks = {(e.community_id, e.thread_id): queries.thread_pk_of(db, e.community_id, e.thread_id) for e in entries}
+    return html(
+        request,
+        "audit.html",
+        viewer,
+        entries=entries,
+        where=where,
+        actors=actors,
+        actions=audit.ACTIONS,
+        paging=pagination(page, total, size),
+        decoded=audit.decode,
+        thread_pks=thread_pks,
+        since=q.get("since", "")[:10],
+        until=q.get("until", "")[:10],
+    )
 
 
 # --- users (admins) ---
 
 
 def _users_page(
-    request: Request, viewer: Viewer, status: int = 200, error: str | None = None
+    request: Request, viewer: Viewer, runtime: Runtime, status: int = 200, error: str | None = None
 ) -> HTMLResponse:
-    with _runtime(request).sessions() as db:
+    with runtime.sessions() as db:
         users = accounts.list_users(db)
-    return html(request, "users.html", viewer, status, error=error, users=users, roles=("moderator", "admin"))
+    return html(request, "users.html", viewer, status, error=error, users=users, roles=ROLES)
 
 
 @router.get(PREFIX + "/admin/users")
-def users_page(request: Request, viewer: AdminDep) -> HTMLResponse:
-    return _users_page(request, viewer)
+def users_page(request: Request, viewer: AdminDep, runtime: RuntimeDep) -> HTMLResponse:
+    return _users_page(request, viewer, runtime)
 
 
 @router.post(PREFIX + "/admin/users")
 def users_create(
     request: Request,
     viewer: AdminDep,
+    runtime: RuntimeDep,
     username: str = Form(""),
     role: str = Form("moderator"),
     password: str = Form(""),
@@ -488,12 +579,12 @@ def users_create(
 ) -> Response:
     check_csrf(viewer, csrf_token)
     if password != password2:
-        return _users_page(request, viewer, 400, "The two passwords differ.")
+        return _users_page(request, viewer, runtime, 400, "The two passwords differ.")
     try:
-        with _runtime(request).sessions.begin() as db:
+        with runtime.sessions.begin() as db:
             accounts.create_user(db, username, password, role, actor=viewer.actor(client_ip(request)))
     except AccountError as exc:
-        return _users_page(request, viewer, 400, str(exc))
+        return _users_page(request, viewer, runtime, 400, str(exc))
     return see_other(f"{PREFIX}/admin/users?done=user.create")
 
 
@@ -501,6 +592,7 @@ def users_create(
 def users_change(
     request: Request,
     viewer: AdminDep,
+    runtime: RuntimeDep,
     user_pk: int,
     action: str = Form(""),
     password: str = Form(""),
@@ -509,7 +601,7 @@ def users_change(
     check_csrf(viewer, csrf_token)
     actor = viewer.actor(client_ip(request))
     try:
-        with _runtime(request).sessions.begin() as db:
+        with runtime.sessions.begin() as db:
             if action.startswith("role:"):
                 changed, done = accounts.set_role(db, user_pk, action[5:], actor=actor), "user.role"
             elif action in ("disable", "enable"):
@@ -523,7 +615,7 @@ def users_change(
             else:
                 raise AccountError(f"unknown action {action!r}")
     except AccountError as exc:
-        return _users_page(request, viewer, 400, str(exc))
+        return _users_page(request, viewer, runtime, 400, str(exc))
     if action == "password" and user_pk == viewer.user_id:
         return see_other(f"{PREFIX}/login")
     return see_other(f"{PREFIX}/admin/users?done={done if changed else 'nochange'}")

@@ -1,9 +1,13 @@
 """Read models for the pages: the queue, a thread in reply order, a community's belonging.
 
 Usage (inside a session):
-    page = queue(db, limits, QueueFilter(status="open", lang="en"), limit=25, offset=0)
-    view = thread_view(db, thread_pk=7, page=1, page_size=100)
-    report = community_report(db, "c1", days=30)
+    rows, total = queue(db, limits, QueueFilter(status="open", lang="en"), limit=25, offset=0)
+    view = thread_view(db, find_thread(db, 7), page=1, page_size=100)
+    report = community_report(db, "c1", limits, days=30)
+
+Which threads are flagged, in which order, and why, and every belonging figure, come from the
+query layer the JSON API uses too (serving.storage.threads and serving.storage.analytics); this
+module only adds what the pages show besides (languages, review counts, reply order).
 """
 
 from __future__ import annotations
@@ -11,28 +15,26 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
 
-from sqlalchemy import and_, exists, func, nulls_last, select, tuple_
+from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from serving.labels import TAGS
 from serving.moderation.review import decisions_for, final_labels, tag_state
 from serving.storage.analytics import (
     BUCKET_STEP,
+    Bucket,
     Reception,
     TagCounts,
+    belonging_by_bucket,
     bucket_start,
-    bucket_starts,
     newcomer_reception,
-    tag_counts_by_bucket,
 )
 from serving.storage.models import Comment, Thread
 from serving.storage.moderation import AuditEntry, CommentLabel
-from serving.storage.threads import FlagLimits, flag_condition
-from serving.tags import TAGS
+from serving.storage.threads import FlagLimits, FlagReason, FlagSort, flag_reasons, flagged_threads
 from serving.timefmt import utcnow
 
-Sort = Literal["worst", "newest"]
 MAX_THREAD_COMMENTS = 5000  # a thread page orders at most this many comments into reply order
 MAX_DEPTH_CLASS = 8
 
@@ -45,7 +47,7 @@ class QueueFilter:
     community_id: str | None = None
     lang: str | None = None
     status: str | None = "open"  # None: any
-    sort: Sort = "worst"
+    sort: FlagSort = "worst"
 
 
 @dataclass
@@ -56,32 +58,20 @@ class QueueRow:
     hostile_added: int = 0
 
 
-def _thread_lang_exists(lang: str):  # type: ignore[no-untyped-def]
-    return exists().where(
-        Comment.community_id == Thread.community_id,
-        Comment.thread_id == Thread.thread_id,
-        Comment.lang == lang,
-    )
-
-
 def queue(
     db: Session, limits: FlagLimits, where: QueueFilter, *, limit: int, offset: int
 ) -> tuple[list[QueueRow], int]:
-    """Flagged threads. worst: most hostile comments, then highest share, then latest hostile comment;
-    newest: latest hostile comment first, then most hostile comments."""
-    query = select(Thread).where(flag_condition(limits))
-    if where.community_id is not None:
-        query = query.where(Thread.community_id == where.community_id)
-    if where.status is not None:
-        query = query.where(Thread.status == where.status)
-    if where.lang:
-        query = query.where(_thread_lang_exists(where.lang))
-    total = int(db.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    share = Thread.hostile_count * 1.0 / Thread.comment_count
-    newest = nulls_last(Thread.last_hostile_at.desc())
-    order: list[Any] = [Thread.hostile_count.desc(), share.desc(), newest] if where.sort == "worst" else [
-        newest, Thread.hostile_count.desc(), share.desc()]
-    threads = list(db.scalars(query.order_by(*order, Thread.id).limit(limit).offset(offset)))
+    """Flagged threads in the order of `GET /v1/flags` (serving.storage.threads.flagged_threads)."""
+    threads, total = flagged_threads(
+        db,
+        limits,
+        community_id=where.community_id,
+        status=where.status,
+        lang=where.lang,
+        sort=where.sort,
+        limit=limit,
+        offset=offset,
+    )
     return _decorate(db, threads), total
 
 
@@ -99,34 +89,37 @@ def _decorate(db: Session, threads: list[Thread]) -> list[QueueRow]:
             langs[(community_id, thread_id)][lang] = int(n)
         for community_id, thread_id, model_label in db.execute(
             select(Comment.community_id, Comment.thread_id, CommentLabel.model_label)
-            .join(CommentLabel, and_(CommentLabel.community_id == Comment.community_id,
-                                     CommentLabel.comment_id == Comment.comment_id))
-            .where(tuple_(Comment.community_id, Comment.thread_id).in_(keys), CommentLabel.tag == "hostile",
-                   CommentLabel.label != CommentLabel.model_label)
+            .join(
+                CommentLabel,
+                and_(CommentLabel.community_id == Comment.community_id, CommentLabel.comment_id == Comment.comment_id),
+            )
+            .where(
+                tuple_(Comment.community_id, Comment.thread_id).in_(keys),
+                CommentLabel.tag == "hostile",
+                CommentLabel.label != CommentLabel.model_label,
+            )
         ):
             (rejected if model_label else added)[(community_id, thread_id)] += 1
     return [
-        QueueRow(thread=t, langs=langs[(t.community_id, t.thread_id)].most_common(3),
-                 hostile_rejected=rejected[(t.community_id, t.thread_id)],
-                 hostile_added=added[(t.community_id, t.thread_id)])
+        QueueRow(
+            thread=t,
+            langs=langs[(t.community_id, t.thread_id)].most_common(3),
+            hostile_rejected=rejected[(t.community_id, t.thread_id)],
+            hostile_added=added[(t.community_id, t.thread_id)],
+        )
         for t in threads
     ]
 
 
-def flag_reasons(thread: Thread, limits: FlagLimits) -> list[str]:
-    out = []
-    if thread.hostile_count >= limits.hostile_count:
-        out.append(f"{thread.hostile_count} hostile ≥ {limits.hostile_count}")
-    share = thread.hostile_count / thread.comment_count if thread.comment_count else 0.0
-    if thread.comment_count >= limits.min_comments and thread.hostile_count and share >= limits.hostile_share:
-        out.append(f"{share:.0%} hostile ≥ {limits.hostile_share:.0%}")
-    return out
+def reason_text(reason: FlagReason) -> str:
+    """As the pages word it: "4 hostile ≥ 3", "60% hostile ≥ 50%"."""
+    if reason.kind == "hostile_count":
+        return f"{int(reason.value)} hostile ≥ {int(reason.limit)}"
+    return f"{reason.value:.0%} hostile ≥ {reason.limit:.0%}"
 
 
-def community_options(db: Session, limits: FlagLimits) -> list[str]:
-    return list(db.scalars(
-        select(Thread.community_id).where(flag_condition(limits)).distinct().order_by(Thread.community_id).limit(500)
-    ))
+def reason_texts(thread: Thread, limits: FlagLimits) -> list[str]:
+    return [reason_text(r) for r in flag_reasons(thread, limits)]
 
 
 def language_options(db: Session) -> list[str]:
@@ -152,10 +145,6 @@ class CommentView:
     @property
     def hostile(self) -> bool:
         return bool(self.final["hostile"])
-
-    @property
-    def model_hostile(self) -> bool:
-        return bool(self.comment.hostile)
 
 
 @dataclass
@@ -201,12 +190,14 @@ def find_thread(db: Session, thread_pk: int) -> Thread | None:
 
 
 def thread_view(db: Session, thread: Thread, *, page: int, page_size: int) -> ThreadView:
-    comments = list(db.scalars(
-        select(Comment)
-        .where(Comment.community_id == thread.community_id, Comment.thread_id == thread.thread_id)
-        .order_by(Comment.created_at, Comment.comment_id)
-        .limit(MAX_THREAD_COMMENTS + 1)
-    ))
+    comments = list(
+        db.scalars(
+            select(Comment)
+            .where(Comment.community_id == thread.community_id, Comment.thread_id == thread.thread_id)
+            .order_by(Comment.created_at, Comment.comment_id)
+            .limit(MAX_THREAD_COMMENTS + 1)
+        )
+    )
     truncated = len(comments) > MAX_THREAD_COMMENTS
     ordered = reply_order(comments[:MAX_THREAD_COMMENTS])
     total = len(ordered)
@@ -217,31 +208,49 @@ def thread_view(db: Session, thread: Thread, *, page: int, page_size: int) -> Th
     views = []
     for comment, depth, orphan in shown:
         mine = decisions.get((comment.community_id, comment.comment_id), {})
-        views.append(CommentView(
-            comment=comment, depth=depth, orphan=orphan, reviewed=bool(mine),
-            states={tag: tag_state(comment, mine, tag) for tag in TAGS}, final=final_labels(comment, mine),
-        ))
-    history = list(db.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.community_id == thread.community_id, AuditEntry.thread_id == thread.thread_id,
-               AuditEntry.action.startswith("thread."))
-        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(10)
-    ))
-    return ThreadView(thread=thread, comments=views, total=total, page=page, pages=pages, truncated=truncated,
-                      history=history, hostile_final=sum(v.hostile for v in views))
+        views.append(
+            CommentView(
+                comment=comment,
+                depth=depth,
+                orphan=orphan,
+                reviewed=bool(mine),
+                states={tag: tag_state(comment, mine, tag) for tag in TAGS},
+                final=final_labels(comment, mine),
+            )
+        )
+    history = list(
+        db.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.community_id == thread.community_id,
+                AuditEntry.thread_id == thread.thread_id,
+                AuditEntry.action.startswith("thread."),
+            )
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            .limit(10)
+        )
+    )
+    return ThreadView(
+        thread=thread,
+        comments=views,
+        total=total,
+        page=page,
+        pages=pages,
+        truncated=truncated,
+        history=history,
+        hostile_final=sum(v.hostile for v in views),
+    )
 
 
 def thread_pk_of(db: Session, community_id: str | None, thread_id: str | None) -> int | None:
     if community_id is None or thread_id is None:
         return None
-    return db.scalar(
-        select(Thread.id).where(Thread.community_id == community_id, Thread.thread_id == thread_id)
-    )
+    return db.scalar(select(Thread.id).where(Thread.community_id == community_id, Thread.thread_id == thread_id))
 
 
 # --- a community ---
 
-SPANS = {2: "hour", 7: "day", 30: "day", 90: "day", 365: "day"}
+SPANS: dict[int, Bucket] = {2: "hour", 7: "day", 30: "day", 90: "day", 365: "day"}
 
 
 @dataclass
@@ -251,8 +260,7 @@ class Point:
 
     @property
     def index(self) -> float | None:
-        n = self.counts.count
-        return (self.counts.welcoming_or_curious - self.counts.tags["hostile"]) / n if n else None
+        return self.counts.belonging_index
 
 
 @dataclass
@@ -270,7 +278,7 @@ class CommunityReport:
 
     @property
     def index(self) -> float | None:
-        return Point(self.since, self.totals).index
+        return self.totals.belonging_index
 
 
 def community_report(db: Session, community_id: str, limits: FlagLimits, *, days: int) -> CommunityReport:
@@ -279,17 +287,21 @@ def community_report(db: Session, community_id: str, limits: FlagLimits, *, days
     bucket = SPANS.get(days, "day")
     last = db.scalar(select(func.max(Comment.created_at)).where(Comment.community_id == community_id))
     anchor = min(last, utcnow()) if last is not None else utcnow()
-    until = bucket_start(anchor, bucket) + BUCKET_STEP[bucket]  # type: ignore[arg-type]
+    until = bucket_start(anchor, bucket) + BUCKET_STEP[bucket]
     since = until - timedelta(days=days)
-    counts = tag_counts_by_bucket(db, community_id, since, until, bucket)  # type: ignore[arg-type]
-    points = [Point(start, counts.get(start, TagCounts())) for start in bucket_starts(since, until, bucket)]  # type: ignore[arg-type]
-    totals = TagCounts()
-    for p in points:
-        totals.add(p.counts)
+    points = [Point(start, counts) for start, counts in belonging_by_bucket(db, community_id, since, until, bucket)]
+    totals = TagCounts.total(p.counts for p in points)
     top, _ = queue(db, limits, QueueFilter(community_id=community_id, status=None), limit=10, offset=0)
     return CommunityReport(
-        community_id=community_id, days=days, bucket=bucket, since=since, until=until, points=points,
-        totals=totals, reception=newcomer_reception(db, community_id, since, until), top_threads=top,
+        community_id=community_id,
+        days=days,
+        bucket=bucket,
+        since=since,
+        until=until,
+        points=points,
+        totals=totals,
+        reception=newcomer_reception(db, community_id, since, until),
+        top_threads=top,
         last_comment_at=last,
     )
 

@@ -47,8 +47,10 @@ def reveal(value: Any) -> Markup:
         out.append(str(escape(text[at : match.start()])))
         char = match.group()
         code = f"U+{ord(char):04X}"
-        out.append(f'<span class="ctl" title="{code} {BIDI_CONTROLS[char]}: a hidden direction control">'
-                   f"[{BIDI_CONTROLS[char]}]</span>")
+        out.append(
+            f'<span class="ctl" title="{code} {BIDI_CONTROLS[char]}: a hidden direction control">'
+            f"[{BIDI_CONTROLS[char]}]</span>"
+        )
         at = match.end()
     out.append(str(escape(text[at:])))
     return Markup("".join(out))

@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
+from serving.labels import TAGS
 from serving.moderation.audit import Actor, record
 from serving.storage.comments import tags_of
 from serving.storage.models import Comment, Thread
 from serving.storage.moderation import CommentLabel
-from serving.tags import TAGS
 from serving.timefmt import utcnow
 
 COMMENT_ACTIONS = ("confirm", "reject", "add", "clear", "accept")
@@ -129,9 +129,15 @@ def review_comment(db: Session, *, comment_pk: int, action: str, tag: str | None
         return False
     db.flush()
     record(
-        db, actor, "comment.accept" if action == "accept" else f"tag.{action}",
-        community_id=comment.community_id, thread_id=comment.thread_id, comment_id=comment.comment_id,
-        tag=tag if action != "accept" else None, before=before, after=final_labels(comment, decisions),
+        db,
+        actor,
+        "comment.accept" if action == "accept" else f"tag.{action}",
+        community_id=comment.community_id,
+        thread_id=comment.thread_id,
+        comment_id=comment.comment_id,
+        tag=tag if action != "accept" else None,
+        before=before,
+        after=final_labels(comment, decisions),
     )
     return True
 
@@ -153,6 +159,14 @@ def set_thread_status(db: Session, *, thread_pk: int, action: str, reason: str, 
         return False
     before = {"status": thread.status}
     thread.status = status
-    record(db, actor, f"thread.{action}", community_id=thread.community_id, thread_id=thread.thread_id,
-           before=before, after={"status": status}, reason=reason or None)
+    record(
+        db,
+        actor,
+        f"thread.{action}",
+        community_id=thread.community_id,
+        thread_id=thread.thread_id,
+        before=before,
+        after={"status": status},
+        reason=reason or None,
+    )
     return True

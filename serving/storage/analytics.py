@@ -1,15 +1,19 @@
-"""Community belonging over time, and how newcomers' first comments are answered.
+"""Community belonging over time, and how newcomers' first comments are answered: the one place
+where the belonging index, tag rates and newcomer reception are computed, for the API
+(`GET /v1/communities/{id}/belonging`) and the moderator pages (community view) alike.
 
 Usage (inside a session):
-    buckets = tag_counts_by_bucket(session, "c1", since, until, "day")
-    reception = newcomer_reception(session, "c1", since, until)
+    series = belonging_by_bucket(session, "c1", since, until, "day")   # [(bucket start, TagCounts)]
+    series[0][1].belonging_index, series[0][1].rates
+    reception = newcomer_reception(session, "c1", since, until)        # reception.replies.rates
 
-All times are naive UTC; the range is [since, until).
+belonging index = (comments tagged welcoming or curious - comments tagged hostile) / comments, in
+[-1, 1]; None for no comments. All times are naive UTC; the range is [since, until).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -17,8 +21,8 @@ from typing import Any, Literal
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from serving.labels import TAGS
 from serving.storage.models import Comment
-from serving.tags import TAGS
 
 Bucket = Literal["hour", "day"]
 BUCKET_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -37,6 +41,24 @@ class TagCounts:
         self.welcoming_or_curious += other.welcoming_or_curious
         for tag in TAGS:
             self.tags[tag] += other.tags[tag]
+
+    @classmethod
+    def total(cls, parts: Iterable[TagCounts]) -> TagCounts:
+        out = cls()
+        for part in parts:
+            out.add(part)
+        return out
+
+    @property
+    def belonging_index(self) -> float | None:
+        if not self.count:
+            return None
+        return (self.welcoming_or_curious - self.tags["hostile"]) / self.count
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        """Share of the comments carrying each tag (None for no comments)."""
+        return {tag: self.tags[tag] / self.count if self.count else None for tag in TAGS}
 
 
 def bucket_start(value: datetime, bucket: Bucket) -> datetime:
@@ -90,6 +112,14 @@ def tag_counts_by_bucket(
             welcoming_or_curious=int(row["w_or_c"]),
         )
     return out
+
+
+def belonging_by_bucket(
+    session: Session, community_id: str, since: datetime, until: datetime, bucket: Bucket
+) -> list[tuple[datetime, TagCounts]]:
+    """Every bucket of the range in order, with its counts (zero for a bucket without comments)."""
+    counts = tag_counts_by_bucket(session, community_id, since, until, bucket)
+    return [(start, counts.get(start, TagCounts())) for start in bucket_starts(since, until, bucket)]
 
 
 @dataclass

@@ -17,8 +17,8 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from serving.labels import TAGS
 from serving.storage.models import Comment, Thread
-from serving.tags import TAGS
 from serving.timefmt import utcnow
 
 Key = tuple[str, str]  # (community_id, comment_id); community "" when none was given

@@ -11,9 +11,7 @@ threads that write scores and the request threads that read them can share one f
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 
 
 class DatabaseNotMigrated(RuntimeError):
@@ -64,12 +62,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def all_metadata() -> MetaData:
-    """The metadata of every table model in `serving.storage` (other modules may add tables)."""
-    import serving.storage as package
+    """The metadata of every table: the scoring tables (`models`) and the moderation ones (`moderation`)."""
+    from serving.storage import moderation  # noqa: F401  (registers its tables on Base)
     from serving.storage.models import Base
 
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
     return Base.metadata
 
 
@@ -88,7 +84,7 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "serving/migrations has no revisions"
+    assert head is not None, "serving/storage/migrations has no revisions"
     return head
 
 

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from serving.labels import SCOPES
 from serving.storage.models import ApiKey
 from serving.timefmt import utcnow
 
-SCOPES = ("score", "read", "admin")
 TOKEN_PREFIX = "blg_"
 
 
 def hash_token(token: str) -> str:
-    """sha256 is enough here: the tokens carry 256 random bits, so there is nothing to brute-force."""
+    """What is stored of an API key or a login session's cookie token: its sha256. Enough here, as
+    both tokens carry 256 random bits, so there is nothing to brute-force."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 

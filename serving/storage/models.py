@@ -1,4 +1,4 @@
-"""ORM tables. The Alembic migrations in `serving/migrations/` are the source of the schema;
+"""ORM tables. The Alembic migrations in `serving/storage/migrations/` are the source of the schema;
 these classes mirror them (a test checks that they agree).
 
 Times are naive UTC. A comment without a community is stored with community_id "" so that the
@@ -22,8 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from serving.labels import THREAD_STATUSES
+
 ID_LENGTH = 200
-THREAD_STATUSES = ("open", "resolved", "dismissed")
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """The SQL of a CHECK that `column` holds one of `values`: "status IN ('open', 'resolved')"."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -101,7 +107,7 @@ class Thread(Base):
 
     __table_args__ = (
         UniqueConstraint("community_id", "thread_id", name="uq_threads_community_thread"),
-        CheckConstraint("status IN ('open', 'resolved', 'dismissed')", name="ck_threads_status"),
+        CheckConstraint(one_of("status", THREAD_STATUSES), name="ck_threads_status"),
         Index("ix_threads_status_last_hostile", "status", "last_hostile_at"),
         Index("ix_threads_community_status", "community_id", "status"),
     )

@@ -28,9 +28,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from serving.storage.models import ID_LENGTH, Base
+from serving.labels import ROLES, TAGS
+from serving.storage.models import ID_LENGTH, Base, one_of
 
-ROLES = ("moderator", "admin")
 USERNAME_LENGTH = 64
 
 
@@ -41,7 +41,7 @@ class Moderator(Base):
     __tablename__ = "moderators"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(USERNAME_LENGTH))  # lower case, see users.USERNAME_RE
+    username: Mapped[str] = mapped_column(String(USERNAME_LENGTH))  # lower case, see moderation.accounts.USERNAME_RE
     password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, PHC string
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime)
@@ -51,7 +51,7 @@ class Moderator(Base):
 
     __table_args__ = (
         UniqueConstraint("username", name="uq_moderators_username"),
-        CheckConstraint("role IN ('moderator', 'admin')", name="ck_moderators_role"),
+        CheckConstraint(one_of("role", ROLES), name="ck_moderators_role"),
     )
 
 
@@ -115,7 +115,7 @@ class CommentLabel(Base):
 
     __table_args__ = (
         UniqueConstraint("community_id", "comment_id", "tag", name="uq_comment_labels_comment_tag"),
-        CheckConstraint("tag IN ('welcoming', 'curious', 'hostile')", name="ck_comment_labels_tag"),
+        CheckConstraint(one_of("tag", TAGS), name="ck_comment_labels_tag"),
         Index("ix_comment_labels_decided_at", "decided_at"),
     )
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from serving.storage.comments import Key, NewComment, StoredResult, find_results, insert_scored
+from serving.worker import QueueWorker, deliver
 
 log = logging.getLogger(__name__)
 
@@ -37,43 +37,23 @@ class _Job:
     future: asyncio.Future[dict[Key, StoredResult]]
 
 
-def _settle(future: asyncio.Future[dict[Key, StoredResult]], value: dict[Key, StoredResult] | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(value, BaseException):
-        future.set_exception(value)
-    else:
-        future.set_result(value)
+class GroupWriter(QueueWorker[_Job]):
+    thread_name = "belong-writer"
 
-
-class GroupWriter:
     def __init__(
         self, sessions: sessionmaker[Session], *, model_name: str, model_version: str, max_rows: int = 2048
     ) -> None:
+        super().__init__()
         self.sessions = sessions
         self.model_name = model_name
         self.model_version = model_version
         self.max_rows = max_rows
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="belong-writer", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is None:
-            return
-        self._queue.put(None)
-        self._thread.join(timeout)
-        self._thread = None
 
     async def write(self, rows: Sequence[NewComment]) -> dict[Key, StoredResult]:
         """Store rows that are new; return the stored result of each row that was already there."""
         if not rows:
             return {}
-        if self._thread is None:
+        if not self._running:
             raise WriterStopped("the store writer is not running")
         loop = asyncio.get_running_loop()
         job = _Job(rows, loop, loop.create_future())
@@ -124,7 +104,4 @@ class GroupWriter:
 
     @staticmethod
     def _deliver(job: _Job, value: dict[Key, StoredResult] | BaseException) -> None:
-        try:
-            job.loop.call_soon_threadsafe(_settle, job.future, value)
-        except RuntimeError:  # the loop is closed
-            pass
+        deliver(job.loop, job.future, value)

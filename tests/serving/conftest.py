@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from serving.app import create_app
-from serving.predictor import Encoded, Prediction
+from serving.api.app import create_app
+from serving.engine.predictor import Encoded, Prediction
 from serving.settings import Settings
 from serving.storage.db import make_engine, make_sessionmaker, upgrade
 from serving.storage.keys import create_key

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from serving.bundle import load_bundle
-from serving.predictor import Predictor
+from serving.engine.bundle import load_bundle
+from serving.engine.predictor import Predictor
 from serving.settings import Settings
 from tests.serving.conftest import bearer
 

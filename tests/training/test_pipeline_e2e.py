@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from belonging_cli.main import app
-from serving.bundle import BundleError, load_bundle
-from serving.predictor import Predictor
+from serving.engine.bundle import BundleError, load_bundle
+from serving.engine.predictor import Predictor
 from tests.conftest import FIXTURES, ROOT
 
 runner = CliRunner()

@@ -1,0 +1,93 @@
+"""Score comments through the batcher and, unless told not to, store them idempotently.
+
+Usage: `results = await service.score(comments, store=True)`; results follow the input order.
+
+A comment already stored under its (community_id, id) is not scored again: its stored result is
+returned. Two requests racing with the same comment both score it, one insert wins, and both
+answer with the winner's stored result, so the store counts it once. Writes go through the
+GroupWriter (one transaction for everything waiting); reads run on the thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from anyio import to_thread
+
+from serving.api.metrics import Metrics
+from serving.api.schemas import CommentIn, ScoredComment
+from serving.engine.batching import BatcherStopped, Item, Scored
+from serving.runtime import Runtime
+from serving.storage.comments import Key, NewComment, StoredResult, find_results
+from serving.timefmt import to_db, utcnow
+
+
+def key_of(comment: CommentIn) -> Key:
+    return (comment.community_id or "", comment.id)
+
+
+class ScoringService:
+    """One per app (`app.state.scoring`), over the runtime's batcher, store and writer.
+
+    Call `check_ready()` first: it raises ModelUnavailable (answered 503) until the model is loaded.
+    """
+
+    def __init__(self, runtime: Runtime, metrics: Metrics) -> None:
+        self.runtime = runtime
+        self.metrics = metrics
+
+    def check_ready(self) -> None:
+        self.runtime.require_ready()
+
+    @property
+    def model_name(self) -> str:
+        return self.runtime.model_name
+
+    @property
+    def model_version(self) -> str:
+        return self.runtime.model_version
+
+    def _find(self, keys: Sequence[Key]) -> dict[Key, StoredResult]:
+        with self.runtime.sessions() as session:
+            return find_results(session, keys)
+
+    async def score(self, comments: Sequence[CommentIn], *, store: bool) -> list[ScoredComment]:
+        batcher = self.runtime.batcher
+        if batcher is None:
+            raise BatcherStopped("the model is not ready")
+        keys = [key_of(c) for c in comments]
+        stored = await to_thread.run_sync(self._find, keys) if store else {}
+        todo = [i for i, k in enumerate(keys) if k not in stored]
+        fresh = await batcher.score([Item(comments[i].text, comments[i].lang) for i in todo])
+        self.metrics.count_scored([s.tags for s in fresh])
+        results: dict[int, Scored | StoredResult] = dict(zip(todo, fresh, strict=True))
+        if store and todo:
+            now = utcnow()
+            rows = [self._row(comments[i], fresh_i, now) for i, fresh_i in zip(todo, fresh, strict=True)]
+            # Stored meanwhile by a concurrent request: answer with what is stored.
+            replaced = await self.runtime.writer.write(rows)
+            results.update({i: replaced[keys[i]] for i in todo if keys[i] in replaced})
+        for i, k in enumerate(keys):
+            if k in stored:
+                results[i] = stored[k]
+        return [
+            ScoredComment(id=c.id, scores=r.scores, tags=r.tags, lang=r.lang, truncated=r.truncated)
+            for c, r in ((comments[i], results[i]) for i in range(len(comments)))
+        ]
+
+    @staticmethod
+    def _row(comment: CommentIn, scored: Scored, now: datetime) -> NewComment:
+        return NewComment(
+            community_id=comment.community_id or "",
+            comment_id=comment.id,
+            thread_id=comment.thread_id,
+            author_id=comment.author_id,
+            parent_id=comment.parent_id,
+            text=comment.text,
+            lang=scored.lang,
+            created_at=to_db(comment.created_at) if comment.created_at else now,
+            scores=scored.scores,
+            tags=scored.tags,
+            truncated=scored.truncated,
+        )

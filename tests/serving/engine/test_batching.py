@@ -1,0 +1,124 @@
+"""The micro-batcher on its own: merging, length sorting, order, limits, failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from serving.engine.batching import BatcherStopped, Item, MicroBatcher, Overloaded, plan_batches
+from tests.serving.conftest import FakePredictor
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def started(predictor, **kwargs) -> MicroBatcher:
+    batcher = MicroBatcher(predictor, **kwargs)
+    batcher.start()
+    return batcher
+
+
+def test_concurrent_requests_share_batches_and_keep_their_order():
+    predictor = FakePredictor(delay=0.02)
+    sizes: list[int] = []
+    batcher = started(predictor, max_batch_size=8, max_wait_ms=20, batch_overhead=10_000, on_batch=sizes.append)
+
+    async def main():
+        texts = [[f"{'welcome ' if i % 2 else ''}comment {i}-{j}" for j in range(i % 3 + 1)] for i in range(12)]
+        results = await asyncio.gather(*(batcher.score([Item(t) for t in group]) for group in texts))
+        return texts, results
+
+    try:
+        texts, results = run(main())
+    finally:
+        batcher.stop()
+    for group, scored in zip(texts, results, strict=True):
+        assert [("welcoming" in s.tags) for s in scored] == [t.startswith("welcome") for t in group]
+    assert sum(sizes) == sum(len(g) for g in texts) == 24
+    assert max(sizes) == 8 and len(sizes) <= 4  # merged, never above the max batch
+
+
+def test_a_backlog_is_sorted_by_token_length():
+    predictor = FakePredictor()
+    predictor.gate.clear()  # hold the first batch so that the rest queues up
+    batcher = started(predictor, max_batch_size=4, max_wait_ms=0, pool_batches=4, batch_overhead=10_000)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.score([Item("x")]))
+        await asyncio.sleep(0.05)
+        lengths = [9, 1, 7, 3, 8, 2, 6, 4]
+        rest = [asyncio.ensure_future(batcher.score([Item("y" * n)])) for n in lengths]
+        await asyncio.sleep(0.05)
+        predictor.gate.set()
+        await asyncio.gather(first, *rest)
+
+    try:
+        run(main())
+    finally:
+        batcher.stop()
+    assert predictor.batches == [[1], [1, 2, 3, 4], [6, 7, 8, 9]]
+
+
+def test_results_carry_language_hint_or_detection():
+    batcher = started(FakePredictor(), detect=lambda text: "zz")
+
+    async def main():
+        return await batcher.score([Item("hello", lang="en"), Item("hola")])
+
+    try:
+        hinted, detected = run(main())
+    finally:
+        batcher.stop()
+    assert (hinted.lang, detected.lang) == ("en", "zz")
+
+
+def test_overload_and_stopped():
+    predictor = FakePredictor()
+    predictor.gate.clear()
+    batcher = started(predictor, max_batch_size=2, max_wait_ms=0, max_queue=3)
+
+    async def main():
+        held = asyncio.ensure_future(batcher.score([Item("a")]))  # taken by the worker, blocked on the gate
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(batcher.score([Item("b"), Item("c")]))
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded, match="2 comments are already waiting"):
+            await batcher.score([Item("d"), Item("e")])
+        predictor.gate.set()
+        await asyncio.gather(held, queued)
+
+    try:
+        run(main())
+    finally:
+        batcher.stop()
+    with pytest.raises(BatcherStopped):
+        run(batcher.score([Item("late")]))
+
+
+def test_a_model_error_fails_only_its_batch():
+    batcher = started(FakePredictor(fail_on="boom"), max_wait_ms=0)
+
+    async def main():
+        with pytest.raises(RuntimeError, match="model exploded"):
+            await batcher.score([Item("boom")])
+        return await batcher.score([Item("fine")])
+
+    try:
+        (ok,) = run(main())
+    finally:
+        batcher.stop()
+    assert ok.tags == []
+
+
+def test_plan_batches_sorts_and_weighs_padding_against_calls():
+    lengths = [30, 12, 31, 10, 80, 11, 29, 78]
+    # calls are dear: one sorted batch (or as few as max_batch allows)
+    assert plan_batches(lengths, max_batch=32, overhead=10_000) == [[3, 5, 1, 6, 0, 2, 7, 4]]
+    assert plan_batches(lengths, max_batch=3, overhead=10_000) == [[3, 5, 1], [6, 0, 2], [7, 4]]
+    # a call costs 16 tokens: the three length groups run apart (padding 12->29 would cost 3 * 17)
+    assert plan_batches(lengths, max_batch=32, overhead=16) == [[3, 5, 1], [6, 0, 2], [7, 4]]
+    # calls are free: nothing is ever padded
+    assert plan_batches(lengths, max_batch=32, overhead=0) == [[3], [5], [1], [6], [0], [2], [7], [4]]
+    assert plan_batches([], max_batch=8, overhead=16) == []
