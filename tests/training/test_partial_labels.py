@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from belonging_cli.main import app
-from serving.bundle import load_bundle
+from serving.engine.bundle import load_bundle
 from tests.conftest import FIXTURES
 from training.data import UNKNOWN, DataError, parse_record
 from training.evaluate import challenge_report, crossfit_report
