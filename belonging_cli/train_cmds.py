@@ -54,8 +54,9 @@ def register(app: typer.Typer) -> None:
         data: list[Path] = typer.Option([], "--data", help=DATA_HELP),
         out: Path = typer.Option(..., "--out", help="Bundle folder to write, e.g. models/NAME."),
         recipe: Path | None = typer.Option(None, "--recipe", help="Data recipe TOML (sources, mappings, sampling)."),
-        corpora: Path | None = typer.Option(None, "--corpora", envvar="BELONG_CORPORA",
-                                            help="Folder of the public corpora a recipe names as {corpora}."),
+        corpora: Path | None = typer.Option(
+            None, "--corpora", envvar="BELONG_CORPORA", help="Folder of the public corpora a recipe names as {corpora}."
+        ),
         config_file: Path | None = typer.Option(None, "--config", help="TOML file with training settings."),
         base: str | None = typer.Option(None, "--base", help="Base model: HF id or local path."),
         epochs: int | None = typer.Option(None),
@@ -82,11 +83,30 @@ def register(app: typer.Typer) -> None:
 
         try:
             sources = _recipe(recipe, data, corpora)
-            config = _config(config_file, sources.train, base_model=base, epochs=epochs, max_steps=max_steps,
-                             batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
-                             seed=seed, device=device)
-            run_all(sources, out, config, work=work, strict=strict, resume=resume, assignment_file=splits,
-                    calibration_data=calibrate_on, eval_data=eval_data, monitor=monitor)
+            config = _config(
+                config_file,
+                sources.train,
+                base_model=base,
+                epochs=epochs,
+                max_steps=max_steps,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                max_length=max_length,
+                seed=seed,
+                device=device,
+            )
+            run_all(
+                sources,
+                out,
+                config,
+                work=work,
+                strict=strict,
+                resume=resume,
+                assignment_file=splits,
+                calibration_data=calibrate_on,
+                eval_data=eval_data,
+                monitor=monitor,
+            )
         except DataError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -128,8 +148,9 @@ def register(app: typer.Typer) -> None:
         from training.recipe import Recipe
 
         defaults = Recipe.load(recipe).train if recipe else {}
-        fit_stage(work, _config(config_file, defaults, base_model=base, epochs=epochs, max_steps=max_steps),
-                  resume=resume)
+        fit_stage(
+            work, _config(config_file, defaults, base_model=base, epochs=epochs, max_steps=max_steps), resume=resume
+        )
 
     @app.command()
     def calibrate(
@@ -142,8 +163,11 @@ def register(app: typer.Typer) -> None:
         calibrate_stage(work, data)
 
     @app.command("export")
-    def export_(work: Path = typer.Option(...), out: Path = typer.Option(...),
-                eval_data: list[Path] = typer.Option([], "--eval-data")) -> None:
+    def export_(
+        work: Path = typer.Option(...),
+        out: Path = typer.Option(...),
+        eval_data: list[Path] = typer.Option([], "--eval-data"),
+    ) -> None:
         """Stage 4: ONNX export, int8, checks, bundle.json and MODEL_CARD.md (renamed into place when complete)."""
         from training.pipeline import publish
 
@@ -178,8 +202,9 @@ def register(app: typer.Typer) -> None:
                 if crossfit:
                     reports[str(path)]["crossfit"] = crossfit_report(y, probs, predictor.labels, [r.id for r in rows])
                 if any(r.kind for r in rows):
-                    reports[str(path)]["cases"] = challenge_report(rows, probs, predictor.labels,
-                                                                   list(predictor.thresholds), source=None)
+                    reports[str(path)]["cases"] = challenge_report(
+                        rows, probs, predictor.labels, list(predictor.thresholds), source=None
+                    )
         except (BundleError, DataError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -190,9 +215,15 @@ def register(app: typer.Typer) -> None:
             for name, report in reports.items():
                 render(report, name)
                 if "crossfit" in report:
-                    typer.echo(f"{name}: cross-fitted macro-F1 {report['crossfit']['macro_f1']:.3f} "
-                               + json.dumps({t: {k: m[k] for k in ("precision", "recall", "f1")}
-                                             for t, m in report["crossfit"]["tags"].items()}))
+                    typer.echo(
+                        f"{name}: cross-fitted macro-F1 {report['crossfit']['macro_f1']:.3f} "
+                        + json.dumps(
+                            {
+                                t: {k: m[k] for k in ("precision", "recall", "f1")}
+                                for t, m in report["crossfit"]["tags"].items()
+                            }
+                        )
+                    )
                 if report.get("cases", {}).get("cases"):
                     render_challenge(report["cases"])
 
@@ -207,7 +238,12 @@ def register(app: typer.Typer) -> None:
 
         config = _config(config_file)
         rows, _, _ = deduplicate(load_rows(data, strict=True).rows)
-        rows = assign_splits(rows, assignment=read_assignment(out), dev_fraction=config.dev_fraction,
-                             test_fraction=config.test_fraction, seed=config.seed)
+        rows = assign_splits(
+            rows,
+            assignment=read_assignment(out),
+            dev_fraction=config.dev_fraction,
+            test_fraction=config.test_fraction,
+            seed=config.seed,
+        )
         write_assignment(out, {row.id: row.split for row in rows})
         typer.echo(f"{len(rows)} ids written to {out}")

@@ -67,23 +67,42 @@ def main() -> None:
 
     rows = load_rows([ROOT / "seeds"]).rows
     rows = [rows[i] for i in range(0, len(rows), max(1, len(rows) // 400))][:400]  # every language
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
-          f"{args.steps} timed steps on seed rows")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+        f"{args.steps} timed steps on seed rows"
+    )
     results = {}
     for max_length in (64, 128):
         for freeze in (True, False):
             rate = step_throughput(rows, max_length, freeze, args.steps, args.batch_size)
             results[(max_length, freeze)] = rate
-            print(f"max_length {max_length:3d}  embeddings {'frozen   ' if freeze else 'trainable'}  "
-                  f"{rate:6.1f} examples/s", flush=True)
+            print(
+                f"max_length {max_length:3d}  embeddings {'frozen   ' if freeze else 'trainable'}  "
+                f"{rate:6.1f} examples/s",
+                flush=True,
+            )
     for max_length in (64, 128):
         ratio = results[(max_length, True)] / results[(max_length, False)]
         print(f"max_length {max_length}: frozen embeddings train {ratio:.2f}x faster than trainable (baseline)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
     if args.full:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "belonging_cli.main", "train", "--data", "seeds", "--out",
-                        "runs/bench-default/bundle", "--work", "runs/bench-default"], cwd=ROOT, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "belonging_cli.main",
+                "train",
+                "--data",
+                "seeds",
+                "--out",
+                "runs/bench-default/bundle",
+                "--work",
+                "runs/bench-default",
+            ],
+            cwd=ROOT,
+            check=True,
+        )
         print(f"full default build from seeds: {(time.perf_counter() - started) / 60:.1f} min wall time")
 
 

@@ -20,8 +20,10 @@ SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 def load_seeds(folder: Path = SEEDS) -> dict[str, list[dict]]:
     """lang -> rows, in file order."""
-    return {path.stem: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            for path in sorted(folder.glob("*.jsonl"))}
+    return {
+        path.stem: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for path in sorted(folder.glob("*.jsonl"))
+    }
 
 
 COUNTS = (*TAGS, "neutral", "welcoming+curious", "hard case (kind)")

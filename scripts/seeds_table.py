@@ -18,8 +18,10 @@ START, END = "<!-- seeds-table:start -->", "<!-- seeds-table:end -->"
 
 
 def render_tables(seeds: dict[str, list[dict]]) -> str:
-    lines = ["| lang | rows | welcoming | curious | hostile | neutral | welcoming+curious | with a kind |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| lang | rows | welcoming | curious | hostile | neutral | welcoming+curious | with a kind |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     total: Counter = Counter()
     for lang, rows in seeds.items():
         c = counts(rows)
@@ -29,8 +31,13 @@ def render_tables(seeds: dict[str, list[dict]]) -> str:
     lines.append("| **all** | " + " | ".join(f"**{total[k]}**" for k in ("rows", *COUNTS)) + " |")
     kinds = Counter(row["kind"] for rows in seeds.values() for row in rows if row.get("kind"))
     common = [k for k, n in kinds.most_common() if n >= 10]
-    lines += ["", "Rows per language and hard-case kind (kinds used 10+ times; the rest under *other*):", "",
-              "| lang | " + " | ".join(common) + " | other |", "|---|" + "---:|" * (len(common) + 1)]
+    lines += [
+        "",
+        "Rows per language and hard-case kind (kinds used 10+ times; the rest under *other*):",
+        "",
+        "| lang | " + " | ".join(common) + " | other |",
+        "|---|" + "---:|" * (len(common) + 1),
+    ]
     for lang, rows in seeds.items():
         c = Counter(row["kind"] for row in rows if row.get("kind"))
         other = sum(n for k, n in c.items() if k not in common)

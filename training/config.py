@@ -84,8 +84,9 @@ class TrainConfig:
         need(1 <= self.epochs <= 100, f"epochs must be in [1, 100], got {self.epochs}")
         need(1 <= self.batch_size <= 1024, f"batch_size must be in [1, 1024], got {self.batch_size}")
         need(0.0 < self.learning_rate < 1.0, f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        need(0.0 < self.head_learning_rate < 1.0,
-             f"head_learning_rate must be in (0, 1), got {self.head_learning_rate}")
+        need(
+            0.0 < self.head_learning_rate < 1.0, f"head_learning_rate must be in (0, 1), got {self.head_learning_rate}"
+        )
         need(0.0 <= self.weight_decay < 1.0, f"weight_decay must be in [0, 1), got {self.weight_decay}")
         need(0.0 <= self.warmup_ratio < 1.0, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         need(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")

@@ -176,8 +176,9 @@ def parse_record(record: dict[str, Any], origin: str, fallback_id: str) -> Row:
     if tag_columns:
         missing = [label for label in LABELS if label not in tag_columns]
         if missing:
-            raise DataError(f"missing tag column(s) {missing}: give all of {list(LABELS)} (null where unknown) "
-                            "or a 'labels' column")
+            raise DataError(
+                f"missing tag column(s) {missing}: give all of {list(LABELS)} (null where unknown) or a 'labels' column"
+            )
         labels: dict[str, int | None] = {
             label: None if record[label] is None else _as_flag(record[label], label) for label in LABELS
         }
@@ -259,9 +260,7 @@ def stratum(row: Row) -> str:
     return row.lang + ":" + "".join("x" if v == UNKNOWN else str(v) for v in row.label_vector())
 
 
-def stratified_split(
-    rows: Sequence[Row], dev_fraction: float, test_fraction: float, seed: int = 13
-) -> dict[str, str]:
+def stratified_split(rows: Sequence[Row], dev_fraction: float, test_fraction: float, seed: int = 13) -> dict[str, str]:
     """Deterministic: order within each stratum by a hash of the text, then cut by fractions.
 
     Cutting at cumulative boundaries (not per-row coin flips) keeps every stratum's split sizes

@@ -40,8 +40,9 @@ def render(report: dict, title: str, console: Console | None = None) -> None:
     for column in ("tag", "support", "precision", "recall", "F1", "ROC-AUC", "PR-AUC", "ECE"):
         table.add_column(column, justify="left" if column == "tag" else "right")
     for tag, m in overall["tags"].items():
-        table.add_row(tag, str(m["support"]), *(_fmt(m[k]) for k in ("precision", "recall", "f1", "roc_auc",
-                                                                    "pr_auc", "ece")))
+        table.add_row(
+            tag, str(m["support"]), *(_fmt(m[k]) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "ece"))
+        )
     console.print(table)
     by_lang = Table(title=f"{title}: F1 per language")
     by_lang.add_column("lang")
@@ -60,8 +61,9 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def crossfit_report(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], ids: Sequence[str],
-                    seed: int = 13) -> dict:
+def crossfit_report(
+    y: np.ndarray, probs: np.ndarray, labels: Sequence[str], ids: Sequence[str], seed: int = 13
+) -> dict:
     """Honest figures for a set that also picks thresholds: split it in two halves by id; each half is
     scored at the thresholds that maximise F1 on the other half, and the pooled predictions measured."""
     from training.data import stable_hash
@@ -85,8 +87,13 @@ def crossfit_report(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], ids
     return {"macro_f1": round(float(np.mean(defined)), 4) if defined else 0.0, "tags": per_tag}
 
 
-def challenge_report(rows: Sequence[Row], probs: np.ndarray, labels: Sequence[str],
-                     thresholds: Sequence[float], source: str | None = "challenge") -> dict:
+def challenge_report(
+    rows: Sequence[Row],
+    probs: np.ndarray,
+    labels: Sequence[str],
+    thresholds: Sequence[float],
+    source: str | None = "challenge",
+) -> dict:
     """Functional tests: per case type and language, the share of rows whose hostile decision is
     right (accuracy on not-hostile types, recall on hostile ones), at the bundle's threshold.
     Rows of `source` with a case type (`kind`) count; `source=None` takes any row with one."""
@@ -99,15 +106,24 @@ def challenge_report(rows: Sequence[Row], probs: np.ndarray, labels: Sequence[st
         want = int(row.labels["hostile"])
         expected[row.kind] = want
         cells.setdefault(row.kind, {}).setdefault(row.lang, []).append(int((p[h] >= thresholds[h]) == bool(want)))
-    table = {case: {lang: round(float(np.mean(v)), 3) for lang, v in sorted(by_lang.items())}
-             for case, by_lang in cells.items()}
-    overall = {case: round(float(np.mean([x for v in by_lang.values() for x in v])), 3)
-               for case, by_lang in cells.items()}
+    table = {
+        case: {lang: round(float(np.mean(v)), 3) for lang, v in sorted(by_lang.items())}
+        for case, by_lang in cells.items()
+    }
+    overall = {
+        case: round(float(np.mean([x for v in by_lang.values() for x in v])), 3) for case, by_lang in cells.items()
+    }
     counts = {case: sum(len(v) for v in by_lang.values()) for case, by_lang in cells.items()}
     order = sorted(table, key=lambda c: (expected[c], c))
     worst = {case: min(table[case].values()) for case in order}
-    return {"cases": order, "hostile_case": {c: expected[c] for c in order}, "table": table, "overall": overall,
-            "counts": counts, "summary": {"overall": overall, "worst_language": worst}}
+    return {
+        "cases": order,
+        "hostile_case": {c: expected[c] for c in order},
+        "table": table,
+        "overall": overall,
+        "counts": counts,
+        "summary": {"overall": overall, "worst_language": worst},
+    }
 
 
 def render_challenge(report: dict, console: Console | None = None) -> None:
@@ -121,6 +137,10 @@ def render_challenge(report: dict, console: Console | None = None) -> None:
         table.add_column(lang, justify="right")
     for case in report["cases"]:
         row = report["table"][case]
-        table.add_row(case, "yes" if report["hostile_case"][case] else "no", f"{report['overall'][case]:.2f}",
-                      *(f"{row[lang]:.2f}" if lang in row else "" for lang in langs))
+        table.add_row(
+            case,
+            "yes" if report["hostile_case"][case] else "no",
+            f"{report['overall'][case]:.2f}",
+            *(f"{row[lang]:.2f}" if lang in row else "" for lang in langs),
+        )
     console.print(table)

@@ -52,8 +52,11 @@ def export_onnx(model: Tagger, path: Path, example: tuple[torch.Tensor, torch.Te
         str(path),
         input_names=["input_ids", "attention_mask"],
         output_names=["logits"],
-        dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                      "logits": {0: "batch"}},
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch"},
+        },
         opset_version=17,
         dynamo=False,  # the dynamo exporter fails on this torch/transformers pair
     )
@@ -69,8 +72,12 @@ def ffn_matmuls(model_path: Path) -> list[str]:
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type == "MatMul"
-            and ("/intermediate/dense/" in n.name or ("/output/dense/" in n.name and "/attention/" not in n.name))]
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul"
+        and ("/intermediate/dense/" in n.name or ("/output/dense/" in n.name and "/attention/" not in n.name))
+    ]
 
 
 def quantize_int8(source: Path, target: Path, keep_ffn_fp32: bool = True) -> list[str]:
@@ -81,8 +88,7 @@ def quantize_int8(source: Path, target: Path, keep_ffn_fp32: bool = True) -> lis
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     excluded = ffn_matmuls(source) if keep_ffn_fp32 else []
-    quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
-                     nodes_to_exclude=excluded)
+    quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
     return excluded
 
 
@@ -119,8 +125,9 @@ def int8_check(fp32: Predictor, int8: Predictor, rows: Sequence[Row], max_drop: 
     return result
 
 
-def build_meta(name: str, config: TrainConfig, calibration: dict, data_digest: str, metrics: dict,
-               model_file: str) -> dict:
+def build_meta(
+    name: str, config: TrainConfig, calibration: dict, data_digest: str, metrics: dict, model_file: str
+) -> dict:
     created = datetime.now(timezone.utc).replace(microsecond=0)
     return {
         "format_version": FORMAT_VERSION,
@@ -141,8 +148,17 @@ def build_meta(name: str, config: TrainConfig, calibration: dict, data_digest: s
     }
 
 
-def export_bundle(model: Tagger, config: TrainConfig, work: Path, out: Path, *, name: str,
-                  calibration: dict, data_digest: str, dev_rows: Sequence[Row]) -> Bundle:
+def export_bundle(
+    model: Tagger,
+    config: TrainConfig,
+    work: Path,
+    out: Path,
+    *,
+    name: str,
+    calibration: dict,
+    data_digest: str,
+    dev_rows: Sequence[Row],
+) -> Bundle:
     """Write model files, tokenizer and bundle.json into `out`; run both checks. No model card yet."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(work / "tokenizer.json", out / "tokenizer.json")

@@ -49,9 +49,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     }
 
 
-def multilabel_metrics(
-    y: np.ndarray, probs: np.ndarray, labels: Sequence[str], thresholds: Sequence[float]
-) -> dict:
+def multilabel_metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], thresholds: Sequence[float]) -> dict:
     """Per-tag metrics plus macro-F1 (mean over tags) for one set of rows.
 
     A negative entry in `y` is an unknown label (partial labels): that row is left out of that tag.

@@ -56,8 +56,10 @@ def build_tagger(config: TrainConfig) -> Tagger:
     if config.freeze_layers:
         layers = getattr(getattr(encoder, "encoder", None), "layer", None)
         if layers is None or config.freeze_layers > len(layers):
-            raise ValueError(f"freeze_layers={config.freeze_layers}: {config.base_model} has "
-                             f"{'no encoder.layer list' if layers is None else f'{len(layers)} layers'}")
+            raise ValueError(
+                f"freeze_layers={config.freeze_layers}: {config.base_model} has "
+                f"{'no encoder.layer list' if layers is None else f'{len(layers)} layers'}"
+            )
         for layer in layers[: config.freeze_layers]:
             layer.requires_grad_(False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -95,8 +97,10 @@ def unmatchable_special_pieces(spec: dict) -> dict:
         return spec
     special = {t["content"] for t in spec.get("added_tokens", []) if t.get("special")}
     unk_id = model.get("unk_id")
-    model["vocab"] = [[piece, -1e6 if piece in special and index != unk_id else score]
-                      for index, (piece, score) in enumerate(model["vocab"])]
+    model["vocab"] = [
+        [piece, -1e6 if piece in special and index != unk_id else score]
+        for index, (piece, score) in enumerate(model["vocab"])
+    ]
     return spec
 
 

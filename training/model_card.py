@@ -42,15 +42,19 @@ def _num(value: float | None) -> str:
 
 
 def _table(report: dict) -> list[str]:
-    lines = ["| tag | support | precision | recall | F1 | ROC-AUC | PR-AUC | ECE |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| tag | support | precision | recall | F1 | ROC-AUC | PR-AUC | ECE |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for tag, m in report["overall"]["tags"].items():
         cells = [m["support"]] + [_num(m[k]) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "ece")]
         lines.append(f"| {tag} | " + " | ".join(str(c) for c in cells) + " |")
     lines.append(f"\nmacro-F1 **{report['overall']['macro_f1']:.3f}** on {report['overall']['n']} rows.\n")
     tags = list(report["overall"]["tags"])
-    lines += ["| lang | rows | " + " | ".join(f"{t} F1 (n+)" for t in tags) + " | macro-F1 |",
-              "|---|---:|" + "---:|" * (len(tags) + 1)]
+    lines += [
+        "| lang | rows | " + " | ".join(f"{t} F1 (n+)" for t in tags) + " | macro-F1 |",
+        "|---|---:|" + "---:|" * (len(tags) + 1),
+    ]
     for lang, m in report["by_lang"].items():
         cells = [f"{_num(m['tags'][t]['f1'])} ({m['tags'][t]['support']})" for t in tags]
         lines.append(f"| {lang} | {m['n']} | " + " | ".join(cells) + f" | {m['macro_f1']:.3f} |")
@@ -92,8 +96,13 @@ def plot_curves(folder: Path, labels: list[str], sets: list[EvalSet]) -> list[st
             xs = [p_known[bins == b].mean() for b in range(10) if (bins == b).any()]
             ys = [y_known[bins == b].mean() for b in range(10) if (bins == b).any()]
             ax.plot(xs, ys, marker="o", label=s.name)
-        ax.set(title=f"{label}: reliability", xlabel="predicted probability", ylabel="observed rate",
-               xlim=(0, 1), ylim=(0, 1))
+        ax.set(
+            title=f"{label}: reliability",
+            xlabel="predicted probability",
+            ylabel="observed rate",
+            xlim=(0, 1),
+            ylim=(0, 1),
+        )
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(folder / "calibration.png", dpi=110)
@@ -106,47 +115,76 @@ def _data_section(prepared: dict) -> list[str]:
     lines = ["## Training data", ""]
     if prepared.get("recipe"):
         lines.append(f"Recipe `{prepared['recipe']}`; corpora folder `{prepared.get('corpora')}`.")
-    lines += ["", "| source | format | tags it labels | licence | train | dev | test | sampled per epoch |",
-              "|---|---|---|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| source | format | tags it labels | licence | train | dev | test | sampled per epoch |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
     for name, c in prepared.get("sources", {}).items():
-        lines.append(f"| {name} | {c['format']} | {', '.join(c['tags'])} | {c['licence'] or '-'} | {c.get('train', 0)}"
-                     f" | {c.get('dev', 0)} | {c.get('test', 0)} | {c.get('per_epoch') or 'all'} |")
+        lines.append(
+            f"| {name} | {c['format']} | {', '.join(c['tags'])} | {c['licence'] or '-'} | {c.get('train', 0)}"
+            f" | {c.get('dev', 0)} | {c.get('test', 0)} | {c.get('per_epoch') or 'all'} |"
+        )
     skipped = prepared.get("skipped_sources") or []
-    lines += ["", f"Skipped (not found at build time): {', '.join(skipped)}." if skipped else
-              "Every source of the recipe was present.", ""]
-    lines += ["A source's row says nothing about the tags it does not label: those are masked out of the loss,",
-              "never counted as 0. Thresholds were picked on: "
-              + (", ".join(prepared.get("calibrate_on") or []) or "the dev split") + ".", ""]
+    lines += [
+        "",
+        f"Skipped (not found at build time): {', '.join(skipped)}."
+        if skipped
+        else "Every source of the recipe was present.",
+        "",
+    ]
+    lines += [
+        "A source's row says nothing about the tags it does not label: those are masked out of the loss,",
+        "never counted as 0. Thresholds were picked on: "
+        + (", ".join(prepared.get("calibrate_on") or []) or "the dev split")
+        + ".",
+        "",
+    ]
     return lines
 
 
 def _challenge_section(challenge: dict) -> list[str]:
     langs = sorted({lang for case in challenge["cases"] for lang in challenge["table"][case]})
-    lines = ["## Held-out challenge sets (functional tests; never trained on)", "",
-             "Share of rows whose hostile decision is right: accuracy on not-hostile case types, recall on",
-             "hostile ones, at the bundle's hostile threshold.", "",
-             "| case | hostile? | rows | all | " + " | ".join(langs) + " |",
-             "|---|---|---:|---:|" + "---:|" * len(langs)]
+    lines = [
+        "## Held-out challenge sets (functional tests; never trained on)",
+        "",
+        "Share of rows whose hostile decision is right: accuracy on not-hostile case types, recall on",
+        "hostile ones, at the bundle's hostile threshold.",
+        "",
+        "| case | hostile? | rows | all | " + " | ".join(langs) + " |",
+        "|---|---|---:|---:|" + "---:|" * len(langs),
+    ]
     for case in challenge["cases"]:
         row = challenge["table"][case]
         cells = [f"{row[lang]:.2f}" if lang in row else "" for lang in langs]
-        lines.append(f"| {case} | {'yes' if challenge['hostile_case'][case] else 'no'} | {challenge['counts'][case]}"
-                     f" | {challenge['overall'][case]:.2f} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {case} | {'yes' if challenge['hostile_case'][case] else 'no'} | {challenge['counts'][case]}"
+            f" | {challenge['overall'][case]:.2f} | " + " | ".join(cells) + " |"
+        )
     return [*lines, ""]
 
 
-def write_model_card(folder: Path, meta: BundleMeta, sets: list[EvalSet], prepared: dict,
-                     challenge: dict | None = None) -> Path:
+def write_model_card(
+    folder: Path, meta: BundleMeta, sets: list[EvalSet], prepared: dict, challenge: dict | None = None
+) -> Path:
     plots = plot_curves(folder, list(meta.labels), sets)
-    lines = [f"# Model card: {meta.name} ({meta.version})", "",
-             "Tags each comment **welcoming**, **curious** and/or **hostile** (none = neutral), per the",
-             "project's label guide. One sigmoid per tag, temperature-calibrated, per-tag thresholds.", "",
-             LIMITATIONS, "## Model", "",
-             f"- base model: `{meta.base_model}`; max_length {meta.max_length}; text prefix `{meta.text_prefix!r}`",
-             f"- served file: `{meta.model_file}` (ONNX; int8 dynamic quantization unless stated otherwise)",
-             f"- thresholds: {meta.thresholds}", f"- temperatures: {meta.temperatures}",
-             f"- data digest `{meta.data_digest}`",
-             f"- training config digest `{meta.training_config_digest}`; created {meta.created_at.isoformat()}", ""]
+    lines = [
+        f"# Model card: {meta.name} ({meta.version})",
+        "",
+        "Tags each comment **welcoming**, **curious** and/or **hostile** (none = neutral), per the",
+        "project's label guide. One sigmoid per tag, temperature-calibrated, per-tag thresholds.",
+        "",
+        LIMITATIONS,
+        "## Model",
+        "",
+        f"- base model: `{meta.base_model}`; max_length {meta.max_length}; text prefix `{meta.text_prefix!r}`",
+        f"- served file: `{meta.model_file}` (ONNX; int8 dynamic quantization unless stated otherwise)",
+        f"- thresholds: {meta.thresholds}",
+        f"- temperatures: {meta.temperatures}",
+        f"- data digest `{meta.data_digest}`",
+        f"- training config digest `{meta.training_config_digest}`; created {meta.created_at.isoformat()}",
+        "",
+    ]
     if "int8" in meta.metrics:
         lines.append(f"- int8 vs fp32 on dev: {meta.metrics['int8']}")
     if "parity" in meta.metrics:
@@ -159,10 +197,16 @@ def write_model_card(folder: Path, meta: BundleMeta, sets: list[EvalSet], prepar
         lines += [f"## Metrics: {s.name}", "", *_table(s.report), ""]
         crossfit = s.report.get("crossfit")
         if crossfit:
-            lines += [f"Cross-fitted on this set (thresholds picked on one half, measured on the other): macro-F1 "
-                      f"**{crossfit['macro_f1']:.3f}**; " + "; ".join(
-                          f"{t} P {_num(m['precision'])} R {_num(m['recall'])} F1 {_num(m['f1'])}"
-                          for t, m in crossfit["tags"].items()) + ".", ""]
+            lines += [
+                f"Cross-fitted on this set (thresholds picked on one half, measured on the other): macro-F1 "
+                f"**{crossfit['macro_f1']:.3f}**; "
+                + "; ".join(
+                    f"{t} P {_num(m['precision'])} R {_num(m['recall'])} F1 {_num(m['f1'])}"
+                    for t, m in crossfit["tags"].items()
+                )
+                + ".",
+                "",
+            ]
     lines += ["## Curves", "", *(f"![{p}]({p})" for p in plots), ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines), encoding="utf-8")

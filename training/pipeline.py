@@ -52,8 +52,14 @@ def print_counts(rows: Sequence[Row], title: str) -> None:
     console.print(table)
 
 
-def prepare(data: Recipe | Sequence[Path], work: Path, config: TrainConfig, *, strict: bool = False,
-            assignment_file: Path | None = DEFAULT_ASSIGNMENT) -> list[Row]:
+def prepare(
+    data: Recipe | Sequence[Path],
+    work: Path,
+    config: TrainConfig,
+    *,
+    strict: bool = False,
+    assignment_file: Path | None = DEFAULT_ASSIGNMENT,
+) -> list[Row]:
     """Load every source of the recipe (or plain `--data` files), deduplicate, split, cap dev/test.
 
     Writes WORK/prepared.jsonl (rows with their source and split) and WORK/prepare_report.json
@@ -74,8 +80,13 @@ def prepare(data: Recipe | Sequence[Path], work: Path, config: TrainConfig, *, s
     rows, dropped, conflicts = deduplicate(loaded)
     assignment = read_assignment(assignment_file) if assignment_file else {}
     unsplit = {id(row) for row in rows if row.split is None and row.id not in assignment}
-    rows = assign_splits(rows, assignment=assignment, dev_fraction=config.dev_fraction,
-                         test_fraction=config.test_fraction, seed=config.seed)
+    rows = assign_splits(
+        rows,
+        assignment=assignment,
+        dev_fraction=config.dev_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
     no_holdout = {s.name for s in recipe.available() if not s.holdout}
     for row in rows:  # a corpus with its own test set keeps its hash-split test rows for training
         if row.split == "test" and row.source in no_holdout and id(row) in unsplit:
@@ -84,20 +95,40 @@ def prepare(data: Recipe | Sequence[Path], work: Path, config: TrainConfig, *, s
     for name, counts in per_source.items():
         mine = [r for r in rows if r.source == name]
         counts.update({split: sum(r.split == split for r in mine) for split in ("train", "dev", "test")})
-    log.info("%d sources, %d rows loaded, %d duplicates dropped (%d with other labels), %d rows kept",
-             len(per_source), len(loaded), dropped, conflicts, len(rows))
+    log.info(
+        "%d sources, %d rows loaded, %d duplicates dropped (%d with other labels), %d rows kept",
+        len(per_source),
+        len(loaded),
+        dropped,
+        conflicts,
+        len(rows),
+    )
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "prepared.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
     skipped_sources = [s.name for s in recipe.missing()[1]]
-    (work / "prepare_report.json").write_text(json.dumps({
-        "recipe": str(recipe.path) if recipe.path else None, "corpora": str(recipe.corpora),
-        "sources": per_source, "skipped_sources": skipped_sources,
-        "files": [str(s.path) for s in recipe.available()], "rows": len(rows), "errors": errors[:1000],
-        "duplicates_dropped": dropped, "duplicate_label_conflicts": conflicts,
-        "calibrate_on": [str(p) for p in recipe.calibrate_on], "eval_data": [str(p) for p in recipe.eval_data],
-    }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (work / "prepare_report.json").write_text(
+        json.dumps(
+            {
+                "recipe": str(recipe.path) if recipe.path else None,
+                "corpora": str(recipe.corpora),
+                "sources": per_source,
+                "skipped_sources": skipped_sources,
+                "files": [str(s.path) for s in recipe.available()],
+                "rows": len(rows),
+                "errors": errors[:1000],
+                "duplicates_dropped": dropped,
+                "duplicate_label_conflicts": conflicts,
+                "calibrate_on": [str(p) for p in recipe.calibrate_on],
+                "eval_data": [str(p) for p in recipe.eval_data],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     print_counts(rows, f"rows per language and split ({len(rows)} after deduplication)")
     print_sources(per_source)
     return rows
@@ -126,8 +157,13 @@ def print_sources(per_source: dict[str, dict]) -> None:
     for column in ("source", "format", "tags", "licence", "train", "dev", "test", "per_epoch", "unusable"):
         table.add_column(column, justify="left" if column in ("source", "format", "tags", "licence") else "right")
     for name, c in per_source.items():
-        table.add_row(name, c["format"], ",".join(c["tags"]), c["licence"], *(str(c.get(k, 0)) for k in (
-            "train", "dev", "test", "per_epoch", "unusable")))
+        table.add_row(
+            name,
+            c["format"],
+            ",".join(c["tags"]),
+            c["licence"],
+            *(str(c.get(k, 0)) for k in ("train", "dev", "test", "per_epoch", "unusable")),
+        )
     console.print(table)
 
 
@@ -144,9 +180,16 @@ def fit_stage(work: Path, config: TrainConfig, *, resume: bool = False, monitor:
     splits = read_prepared(work)
     monitor_rows = load_rows(monitor, strict=True).rows if monitor else []
     sources = read_prepare_report(work).get("sources", {})
-    return fit(splits["train"], splits["dev"], config, work, resume=resume, monitor_rows=monitor_rows,
-               epoch_caps={name: s.get("per_epoch", 0) for name, s in sources.items()},
-               select_sources=[name for name, s in sources.items() if s.get("select")])
+    return fit(
+        splits["train"],
+        splits["dev"],
+        config,
+        work,
+        resume=resume,
+        monitor_rows=monitor_rows,
+        epoch_caps={name: s.get("per_epoch", 0) for name, s in sources.items()},
+        select_sources=[name for name, s in sources.items() if s.get("select")],
+    )
 
 
 def read_prepare_report(work: Path) -> dict:
@@ -169,8 +212,12 @@ def calibrate_stage(work: Path, calibration_data: Sequence[Path] = ()) -> dict:
     result = calibrate(logits, y, config.labels, config.hostile_target_precision)
     result["source"] = [str(p) for p in calibration_data] or ["dev split"]
     (work / "calibration.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    log.info("calibrated on %s: thresholds %s, temperatures %s", result["source"], result["thresholds"],
-             result["temperatures"])
+    log.info(
+        "calibrated on %s: thresholds %s, temperatures %s",
+        result["source"],
+        result["thresholds"],
+        result["temperatures"],
+    )
     return result
 
 
@@ -182,8 +229,16 @@ def export_stage(work: Path, out: Path, name: str | None = None):
     calibration = json.loads((work / "calibration.json").read_text(encoding="utf-8"))
     splits = read_prepared(work)
     all_rows = [row for rows in splits.values() for row in rows]
-    return export_bundle(model, config, work, out, name=name or out.name, calibration=calibration,
-                         data_digest=data_digest(all_rows), dev_rows=int8_check_rows(splits["dev"], config.seed))
+    return export_bundle(
+        model,
+        config,
+        work,
+        out,
+        name=name or out.name,
+        calibration=calibration,
+        data_digest=data_digest(all_rows),
+        dev_rows=int8_check_rows(splits["dev"], config.seed),
+    )
 
 
 def int8_check_rows(dev: list[Row], seed: int, limit: int = 1500) -> list[Row]:
@@ -215,15 +270,21 @@ def card_stage(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
         y = np.array([r.label_vector(meta.labels) for r in rows])
         if title in {p.name for p in eval_data}:
             report["crossfit"] = crossfit_report(y, probs, meta.labels, [r.id for r in rows])
-            console.print(f"{title}: cross-fitted (thresholds picked on one half, measured on the other): "
-                          f"macro-F1 {report['crossfit']['macro_f1']:.3f}")
+            console.print(
+                f"{title}: cross-fitted (thresholds picked on one half, measured on the other): "
+                f"macro-F1 {report['crossfit']['macro_f1']:.3f}"
+            )
         if any(r.kind and r.source == "challenge" for r in rows):
             challenge = challenge_report(rows, probs, meta.labels, meta.thresholds)
             render_challenge(challenge, console)
         results.append(EvalSet(title, report, y, probs))
         reports[title] = report
-    metrics = {**meta.metrics, "evaluation": {k: {**v["overall"], **({"crossfit": v["crossfit"]} if "crossfit" in v
-                                                                     else {})} for k, v in reports.items()}}
+    metrics = {
+        **meta.metrics,
+        "evaluation": {
+            k: {**v["overall"], **({"crossfit": v["crossfit"]} if "crossfit" in v else {})} for k, v in reports.items()
+        },
+    }
     if challenge:
         metrics["challenge"] = challenge["summary"]
     meta = write_bundle_meta(out, {**meta.model_dump(mode="json"), "metrics": metrics})
@@ -268,10 +329,19 @@ def check_base_model(base_model: str) -> None:
         raise DataError(f"base model {base_model!r} not found: no local config.json and no hub copy{hint}") from exc
 
 
-def run_all(data: Recipe | Sequence[Path], out: Path, config: TrainConfig, *, work: Path | None = None,
-            strict: bool = False, resume: bool = False, assignment_file: Path | None = DEFAULT_ASSIGNMENT,
-            calibration_data: Sequence[Path] = (), eval_data: Sequence[Path] = (),
-            monitor: Sequence[Path] = ()) -> dict:
+def run_all(
+    data: Recipe | Sequence[Path],
+    out: Path,
+    config: TrainConfig,
+    *,
+    work: Path | None = None,
+    strict: bool = False,
+    resume: bool = False,
+    assignment_file: Path | None = DEFAULT_ASSIGNMENT,
+    calibration_data: Sequence[Path] = (),
+    eval_data: Sequence[Path] = (),
+    monitor: Sequence[Path] = (),
+) -> dict:
     """Every stage, after checking every input first: a missing file fails in seconds, not after training."""
     recipe = data if isinstance(data, Recipe) else Recipe.from_files(list(data))
     missing = [str(p) for p in [*calibration_data, *eval_data, *monitor] if not p.exists()]

@@ -46,8 +46,23 @@ from training.data import SPLITS, DataError
 from training.sources import FORMATS
 
 DEFAULT_CORPORA = "../shared/data"
-SOURCE_KEYS = {"name", "path", "format", "licence", "tags", "per_epoch", "optional", "split", "dev_cap",
-               "test_cap", "select", "texts", "note", "upstream", "holdout"}
+SOURCE_KEYS = {
+    "name",
+    "path",
+    "format",
+    "licence",
+    "tags",
+    "per_epoch",
+    "optional",
+    "split",
+    "dev_cap",
+    "test_cap",
+    "select",
+    "texts",
+    "note",
+    "upstream",
+    "holdout",
+}
 
 
 @dataclass
@@ -69,8 +84,15 @@ class Source:
     holdout: bool = True
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "format": self.format, "licence": self.licence,
-                "tags": list(self.tags), "per_epoch": self.per_epoch, "select": self.select}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "format": self.format,
+            "licence": self.licence,
+            "tags": list(self.tags),
+            "per_epoch": self.per_epoch,
+            "select": self.select,
+        }
 
 
 @dataclass
@@ -96,8 +118,9 @@ class Recipe:
         unknown = sorted(set(spec) - {"corpora", "train", "evaluation", "sources"})
         if unknown:
             raise DataError(f"{path}: unknown top-level keys {unknown}")
-        corpora = corpora or Path(os.environ.get("BELONG_CORPORA") or _resolve(spec.get("corpora", DEFAULT_CORPORA),
-                                                                               root, None))
+        corpora = corpora or Path(
+            os.environ.get("BELONG_CORPORA") or _resolve(spec.get("corpora", DEFAULT_CORPORA), root, None)
+        )
         sources = [_source(entry, index, path, root, corpora) for index, entry in enumerate(spec.get("sources", []))]
         names = [s.name for s in sources]
         duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -105,7 +128,10 @@ class Recipe:
             raise DataError(f"{path}: source names must be unique, repeated: {duplicated}")
         evaluation = spec.get("evaluation", {})
         return cls(
-            path=path, corpora=corpora, sources=sources, train=dict(spec.get("train", {})),
+            path=path,
+            corpora=corpora,
+            sources=sources,
+            train=dict(spec.get("train", {})),
             calibrate_on=[_resolve(p, root, corpora) for p in evaluation.get("calibrate_on", [])],
             eval_data=[_resolve(p, root, corpora) for p in evaluation.get("eval_data", [])],
         )
@@ -133,12 +159,18 @@ class Recipe:
             raise DataError("missing required training data: " + ", ".join(f"{s.name} ({s.path})" for s in required))
         notes = []
         if optional:
-            notes.append("not found: " + ", ".join(f"{s.name} ({s.path})" for s in optional)
-                         + f"; training without them (corpora folder: {self.corpora})")
+            notes.append(
+                "not found: "
+                + ", ".join(f"{s.name} ({s.path})" for s in optional)
+                + f"; training without them (corpora folder: {self.corpora})"
+            )
         absent_eval = [p for p in self.calibrate_on + self.eval_data if not p.exists()]
         if absent_eval:
-            notes.append("not found: " + ", ".join(sorted({str(p) for p in absent_eval}))
-                         + "; calibrating on the dev split and evaluating without them")
+            notes.append(
+                "not found: "
+                + ", ".join(sorted({str(p) for p in absent_eval}))
+                + "; calibrating on the dev split and evaluating without them"
+            )
         self.calibrate_on = [p for p in self.calibrate_on if p.exists()]
         self.eval_data = [p for p in self.eval_data if p.exists()]
         notes, self.checked = ([] if self.checked else notes), True
@@ -190,9 +222,17 @@ def _source(entry: dict[str, Any], index: int, recipe: Path, root: Path, corpora
         raise DataError(f"{where}: upstream maps split names to train, dev, test or auto, got {upstream!r}")
     texts = entry.get("texts")
     return Source(
-        name=entry["name"], path=_resolve(entry["path"], root, corpora), format=fmt,
-        upstream=dict(upstream), holdout=bool(entry.get("holdout", True)),
-        licence=str(entry.get("licence", "")), tags=tags, optional=bool(entry.get("optional", False)),
-        split=split, select=bool(entry.get("select", False)), note=str(entry.get("note", "")),
-        texts=_resolve(texts, root, corpora) if texts else None, **numbers,
+        name=entry["name"],
+        path=_resolve(entry["path"], root, corpora),
+        format=fmt,
+        upstream=dict(upstream),
+        holdout=bool(entry.get("holdout", True)),
+        licence=str(entry.get("licence", "")),
+        tags=tags,
+        optional=bool(entry.get("optional", False)),
+        split=split,
+        select=bool(entry.get("select", False)),
+        note=str(entry.get("note", "")),
+        texts=_resolve(texts, root, corpora) if texts else None,
+        **numbers,
     )

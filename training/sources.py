@@ -58,8 +58,18 @@ def map_korean_hate_speech(record: dict[str, Any]) -> Labels | None:
 
 # GoEmotions raters often miss rare emotions, so only confident directions are mapped.
 _GOEMO_NEGATIVE = {"anger", "annoyance", "disgust"}  # may or may not attack someone: hostile unknown
-_GOEMO_WARM = {"gratitude", "caring", "admiration", "approval", "love", "optimism", "joy", "excitement",
-               "pride", "relief"}
+_GOEMO_WARM = {
+    "gratitude",
+    "caring",
+    "admiration",
+    "approval",
+    "love",
+    "optimism",
+    "joy",
+    "excitement",
+    "pride",
+    "relief",
+}
 _GOEMO_QUESTIONING = {"curiosity", "confusion", "surprise", "realization"}
 _QUESTION = re.compile(r"[?？]")
 
@@ -105,8 +115,9 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield number, json.loads(line)
 
 
-def read_mapped(path: Path, mapper: Mapper, source: str, split: str | None,
-                upstream: dict[str, str] | None = None) -> tuple[list[Row], int]:
+def read_mapped(
+    path: Path, mapper: Mapper, source: str, split: str | None, upstream: dict[str, str] | None = None
+) -> tuple[list[Row], int]:
     """Rows of one public corpus file through its mapper; rows the mapper cannot use are counted.
 
     A row keeps its corpus's own split (renamed through `upstream`, where "auto" means: split it
@@ -128,8 +139,18 @@ def read_mapped(path: Path, mapper: Mapper, source: str, split: str | None,
         row_split = split or (upstream.get(upstream_split, upstream_split) if upstream_split else None)
         if row_split == "auto":
             row_split = None  # split by the stratified hash split, like a source without splits
-        rows.append(Row(text=text, labels=labels, id=str(record["id"]), lang=str(record.get("lang") or "und"),
-                        source=source, split=row_split, kind=record.get("topic"), origin=origin))
+        rows.append(
+            Row(
+                text=text,
+                labels=labels,
+                id=str(record["id"]),
+                lang=str(record.get("lang") or "und"),
+                source=source,
+                split=row_split,
+                kind=record.get("topic"),
+                origin=origin,
+            )
+        )
     return rows, unusable
 
 
@@ -156,9 +177,17 @@ def read_annotations(path: Path, texts_root: Path, source: str) -> tuple[list[Ro
         corpus_row = texts[row_id]
         split = record.get("split")
         labels: Labels = {t: int(record[t]) for t in ("welcoming", "curious", "hostile")}
-        rows.append(Row(text=corpus_row["text"], labels=labels, id=row_id,
-                        lang=str(corpus_row.get("lang") or "und"), source=source,
-                        split=split if split in SPLITS else None, origin=f"{path}:{row_id}"))
+        rows.append(
+            Row(
+                text=corpus_row["text"],
+                labels=labels,
+                id=row_id,
+                lang=str(corpus_row.get("lang") or "und"),
+                source=source,
+                split=split if split in SPLITS else None,
+                origin=f"{path}:{row_id}",
+            )
+        )
     return rows, len(wanted) - len(rows)
 
 

@@ -80,8 +80,9 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.rand
 
 
 @torch.no_grad()
-def predict_logits(model: Tagger, ids: Sequence[list[int]], pad_id: int, device: torch.device | None = None,
-                   batch_size: int = 64) -> np.ndarray:
+def predict_logits(
+    model: Tagger, ids: Sequence[list[int]], pad_id: int, device: torch.device | None = None, batch_size: int = 64
+) -> np.ndarray:
     device = device or torch.device("cpu")
     model.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -109,7 +110,8 @@ def masked_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Te
     """
     known = targets >= 0
     per_label = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, targets.clamp(min=0), pos_weight=pos_weight, reduction="none")
+        logits, targets.clamp(min=0), pos_weight=pos_weight, reduction="none"
+    )
     return (per_label * known).sum() / known.sum().clamp(min=1)
 
 
@@ -145,8 +147,11 @@ def per_source_scores(logits: np.ndarray, y: np.ndarray, sources: Sequence[str],
     for name in sorted(set(sources)):
         members = names == name
         report = dev_score(logits[members], y[members], labels)
-        out[name] = {"n": int(members.sum()), "pr_auc": pr_aucs(logits[members], y[members], labels),
-                     "f1": {t: m["f1"] for t, m in report["tags"].items() if m["support"]}}
+        out[name] = {
+            "n": int(members.sum()),
+            "pr_auc": pr_aucs(logits[members], y[members], labels),
+            "f1": {t: m["f1"] for t, m in report["tags"].items() if m["support"]},
+        }
     return out
 
 
@@ -157,8 +162,11 @@ def selection_score(by_source: dict, select: Sequence[str], labels: Sequence[str
     """
     per_tag = []
     for label in labels:
-        values = [by_source[name]["pr_auc"][label] for name in select
-                  if name in by_source and label in by_source[name]["pr_auc"]]
+        values = [
+            by_source[name]["pr_auc"][label]
+            for name in select
+            if name in by_source and label in by_source[name]["pr_auc"]
+        ]
         if values:
             per_tag.append(float(np.mean(values)))
     return round(float(np.mean(per_tag)), 4) if per_tag else None
@@ -175,9 +183,17 @@ def sample_epoch(sources: Sequence[str], caps: dict[str, int], rng: np.random.Ge
     return np.concatenate(chosen) if chosen else np.zeros(0, dtype=int)
 
 
-def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig, work: Path,
-        *, resume: bool = False, monitor_rows: Sequence[Row] = (), epoch_caps: dict[str, int] | None = None,
-        select_sources: Sequence[str] = ()) -> dict:
+def fit(
+    train_rows: Sequence[Row],
+    dev_rows: Sequence[Row],
+    config: TrainConfig,
+    work: Path,
+    *,
+    resume: bool = False,
+    monitor_rows: Sequence[Row] = (),
+    epoch_caps: dict[str, int] | None = None,
+    select_sources: Sequence[str] = (),
+) -> dict:
     """Train and keep the best checkpoint. Returns the training history.
 
     The checkpoint is chosen by `selection_score` on the dev rows of `select_sources` (real comments)
@@ -248,12 +264,19 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
         model.train()
         rng = np.random.default_rng(config.seed + epoch)  # the epoch's order is reproducible on resume
         epoch_rows = sample_epoch(train_sources, epoch_caps, rng)
-        batches = [[int(epoch_rows[i]) for i in batch]
-                   for batch in length_grouped_batches([lengths[i] for i in epoch_rows], config.batch_size, rng)]
+        batches = [
+            [int(epoch_rows[i]) for i in batch]
+            for batch in length_grouped_batches([lengths[i] for i in epoch_rows], config.batch_size, rng)
+        ]
         started, seen, running = time.perf_counter(), 0, 0.0
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                   disable=os.environ.get("BELONG_NO_PROGRESS") == "1",
-                   mininterval=0.5 if sys.stderr.isatty() else 30.0)  # keep logs short when piped
+        bar = tqdm(
+            batches,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            leave=False,
+            disable=os.environ.get("BELONG_NO_PROGRESS") == "1",
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        )  # keep logs short when piped
         for batch_index in bar:
             batch = collate([train_ids[i] for i in batch_index], y_train[batch_index], pad_id)
             logits = model(batch.input_ids.to(device), batch.attention_mask.to(device))
@@ -274,21 +297,35 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
         report = dev_score(dev_logits, y_dev, labels)
         by_source = per_source_scores(dev_logits, y_dev, dev_sources, labels)
         entry = {
-            "epoch": epoch + 1, "step": state["step"], "loss": round(running, 4),
-            "examples_per_s": round(seen / elapsed, 2), "dev_macro_f1": report["macro_f1"],
+            "epoch": epoch + 1,
+            "step": state["step"],
+            "loss": round(running, 4),
+            "examples_per_s": round(seen / elapsed, 2),
+            "dev_macro_f1": report["macro_f1"],
             "dev_f1": {label: report["tags"][label]["f1"] for label in labels},  # None: no positives
             "dev_by_source": by_source,
         }
         score = selection_score(by_source, select_sources, labels) if select_sources else None
-        entry["selection"] = {"metric": "mean PR-AUC of " + ",".join(select_sources), "value": score} \
-            if score is not None else {"metric": "dev macro-F1", "value": report["macro_f1"]}
+        entry["selection"] = (
+            {"metric": "mean PR-AUC of " + ",".join(select_sources), "value": score}
+            if score is not None
+            else {"metric": "dev macro-F1", "value": report["macro_f1"]}
+        )
         score = entry["selection"]["value"]
         if monitor_ids:
             entry["monitor"] = monitor_score(predict_logits(model, monitor_ids, pad_id, device), y_monitor, labels)
         state["history"].append(entry)
-        log.info("epoch %d: loss %.4f, %.1f ex/s, dev macro-F1 %.4f %s, %s %.4f%s", epoch + 1, running,
-                 entry["examples_per_s"], report["macro_f1"], entry["dev_f1"], entry["selection"]["metric"], score,
-                 f", monitor {entry['monitor']}" if monitor_ids else "")
+        log.info(
+            "epoch %d: loss %.4f, %.1f ex/s, dev macro-F1 %.4f %s, %s %.4f%s",
+            epoch + 1,
+            running,
+            entry["examples_per_s"],
+            report["macro_f1"],
+            entry["dev_f1"],
+            entry["selection"]["metric"],
+            score,
+            f", monitor {entry['monitor']}" if monitor_ids else "",
+        )
         for name, figures in by_source.items():
             log.info("  dev %-12s n=%-5d PR-AUC %s F1 %s", name, figures["n"], figures["pr_auc"], figures["f1"])
         state["epoch"] = epoch + 1
@@ -297,11 +334,18 @@ def fit(train_rows: Sequence[Row], dev_rows: Sequence[Row], config: TrainConfig,
             save_checkpoint(work / "best.pt", model, epoch=epoch + 1, dev=report)
         else:
             state["stale"] += 1
-        save_checkpoint(work / "last.pt", model, optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), state=state, torch_rng=torch.get_rng_state())
+        save_checkpoint(
+            work / "last.pt",
+            model,
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            state=state,
+            torch_rng=torch.get_rng_state(),
+        )
         if state["stale"] > config.early_stopping_patience:
-            log.info("early stopping: %s has not improved for %d epoch(s)", entry["selection"]["metric"],
-                     state["stale"])
+            log.info(
+                "early stopping: %s has not improved for %d epoch(s)", entry["selection"]["metric"], state["stale"]
+            )
             break
     (work / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n", encoding="utf-8")
     return {"history": state["history"], "best_selection_score": state["best_f1"]}

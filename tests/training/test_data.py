@@ -21,12 +21,15 @@ def write_lines(path, lines):
 
 
 def test_jsonl_with_tag_columns_and_label_names(tmp_path):
-    path = write_lines(tmp_path / "a.jsonl", [
-        json.dumps({"id": "1", "text": "welcome!", "welcoming": 1, "curious": 0, "hostile": 0, "lang": "en"}),
-        json.dumps({"text": "where from?", "labels": ["curious", "welcoming"]}),
-        json.dumps({"text": "ok then", "label": "neutral"}),
-        json.dumps({"text": "leave", "labels": "hostile"}),
-    ])
+    path = write_lines(
+        tmp_path / "a.jsonl",
+        [
+            json.dumps({"id": "1", "text": "welcome!", "welcoming": 1, "curious": 0, "hostile": 0, "lang": "en"}),
+            json.dumps({"text": "where from?", "labels": ["curious", "welcoming"]}),
+            json.dumps({"text": "ok then", "label": "neutral"}),
+            json.dumps({"text": "leave", "labels": "hostile"}),
+        ],
+    )
     report = load_rows([path])
     assert report.errors == []
     assert [r.labels for r in report.rows] == [
@@ -39,14 +42,17 @@ def test_jsonl_with_tag_columns_and_label_names(tmp_path):
 
 
 def test_bad_rows_are_reported_with_file_line_and_problem(tmp_path):
-    path = write_lines(tmp_path / "bad.jsonl", [
-        json.dumps({"text": "fine", "labels": []}),
-        json.dumps({"welcoming": 1, "curious": 0, "hostile": 0}),
-        json.dumps({"text": "hm", "labels": ["angry"]}),
-        json.dumps({"text": "hm2", "welcoming": 2, "curious": 0, "hostile": 0}),
-        b'{"text": "caf\xe9", "labels": []}',
-        "{not json",
-    ])
+    path = write_lines(
+        tmp_path / "bad.jsonl",
+        [
+            json.dumps({"text": "fine", "labels": []}),
+            json.dumps({"welcoming": 1, "curious": 0, "hostile": 0}),
+            json.dumps({"text": "hm", "labels": ["angry"]}),
+            json.dumps({"text": "hm2", "welcoming": 2, "curious": 0, "hostile": 0}),
+            b'{"text": "caf\xe9", "labels": []}',
+            "{not json",
+        ],
+    )
     report = load_rows([path])
     assert len(report.rows) == 1
     assert report.errors == [
@@ -73,7 +79,11 @@ def test_csv_and_parquet_and_folders(tmp_path):
     pd.DataFrame({"text": ["bye", "scram"], "labels": ["", "hostile"]}).to_parquet(folder / "b.parquet")
     report = load_rows([folder])
     assert [(r.text, r.labels["hostile"]) for r in report.rows] == [
-        ("hello all", 0), ("why?", 0), ("bye", 0), ("scram", 1)]
+        ("hello all", 0),
+        ("why?", 0),
+        ("bye", 0),
+        ("scram", 1),
+    ]
     assert report.rows[1].origin.endswith("a.csv:3")
 
 
@@ -86,12 +96,15 @@ def test_missing_path_and_unsupported_type(tmp_path):
 
 
 def test_deduplicate_on_normalized_text(tmp_path):
-    path = write_lines(tmp_path / "d.jsonl", [
-        json.dumps({"text": "Welcome  HOME", "labels": ["welcoming"]}),
-        json.dumps({"text": "welcome home", "labels": ["welcoming"]}),
-        json.dumps({"text": "ｗｅｌｃｏｍｅ home", "labels": ["hostile"]}),
-        json.dumps({"text": "something else", "labels": []}),
-    ])
+    path = write_lines(
+        tmp_path / "d.jsonl",
+        [
+            json.dumps({"text": "Welcome  HOME", "labels": ["welcoming"]}),
+            json.dumps({"text": "welcome home", "labels": ["welcoming"]}),
+            json.dumps({"text": "ｗｅｌｃｏｍｅ home", "labels": ["hostile"]}),
+            json.dumps({"text": "something else", "labels": []}),
+        ],
+    )
     rows, dropped, conflicts = deduplicate(load_rows([path]).rows)
     assert [r.text for r in rows] == ["Welcome  HOME", "something else"]
     assert (dropped, conflicts) == (2, 1)
@@ -102,8 +115,16 @@ def make_rows(tmp_path, n=200):
     lines = []
     for i in range(n):
         labels = ["welcoming"] if i % 3 == 0 else ["hostile"] if i % 3 == 1 else []
-        lines.append(json.dumps({"id": f"r{i}", "text": f"comment number {i} about things",
-                                 "labels": labels, "lang": "en" if i % 2 else "zh"}))
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"r{i}",
+                    "text": f"comment number {i} about things",
+                    "labels": labels,
+                    "lang": "en" if i % 2 else "zh",
+                }
+            )
+        )
     return load_rows([write_lines(tmp_path / "rows.jsonl", lines)]).rows
 
 

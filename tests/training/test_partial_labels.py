@@ -97,9 +97,14 @@ def tiny_recipe(tmp_path):
     corpora.mkdir()
     hostile = ["go back where you came from", "you people are vermin", "nobody wants you here, leave"]
     calm = ["the weather is nice today", "I read the news about the ban", "this bus is late again"]
-    _write_jsonl(corpora / "cold_like.jsonl", [
-        {"id": f"c{i}", "lang": "en", "text": f"{text} {i}", "hostile": label}
-        for i in range(8) for text, label in ((hostile[i % 3], 1), (calm[i % 3], 0))])
+    _write_jsonl(
+        corpora / "cold_like.jsonl",
+        [
+            {"id": f"c{i}", "lang": "en", "text": f"{text} {i}", "hostile": label}
+            for i in range(8)
+            for text, label in ((hostile[i % 3], 1), (calm[i % 3], 0))
+        ],
+    )
     shutil.copy(FIXTURES / "tiny_rows.jsonl", tmp_path / "labelled.jsonl")
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(f"""
@@ -110,7 +115,7 @@ max_length = 32
 eval_data = ["{{corpora}}/not_here_eval.jsonl"]
 [[sources]]
 name = "mine"
-path = "{tmp_path / 'labelled.jsonl'}"
+path = "{tmp_path / "labelled.jsonl"}"
 format = "labelled"
 [[sources]]
 name = "coldish"
@@ -131,10 +136,28 @@ optional = true
 
 def test_tiny_multi_source_recipe_trains_end_to_end(tiny_recipe, tiny_base, tmp_path):
     out, work = tmp_path / "models" / "multi", tmp_path / "work"
-    result = runner.invoke(app, ["train", "--recipe", str(tiny_recipe), "--out", str(out), "--work", str(work),
-                                 "--base", str(tiny_base), "--epochs", "2", "--batch-size", "4",
-                                 "--splits", str(tmp_path / "none.jsonl"), "--config",
-                                 str(FIXTURES / "tiny_train.toml")])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--recipe",
+            str(tiny_recipe),
+            "--out",
+            str(out),
+            "--work",
+            str(work),
+            "--base",
+            str(tiny_base),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--splits",
+            str(tmp_path / "none.jsonl"),
+            "--config",
+            str(FIXTURES / "tiny_train.toml"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
     assert "not found: absent" in output and "training without them" in output
@@ -157,20 +180,34 @@ def test_tiny_multi_source_recipe_trains_end_to_end(tiny_recipe, tiny_base, tmp_
 
 
 def test_missing_required_input_fails_before_training(tiny_recipe, tmp_path):
-    text = tiny_recipe.read_text().replace('name = "absent"', 'name = "needed"').replace(
-        'format = "davidson"\noptional = true', 'format = "davidson"')
+    text = (
+        tiny_recipe.read_text()
+        .replace('name = "absent"', 'name = "needed"')
+        .replace('format = "davidson"\noptional = true', 'format = "davidson"')
+    )
     tiny_recipe.write_text(text)
     work = tmp_path / "work2"
-    result = runner.invoke(app, ["train", "--recipe", str(tiny_recipe), "--out", str(tmp_path / "m"),
-                                 "--work", str(work)])
+    result = runner.invoke(
+        app, ["train", "--recipe", str(tiny_recipe), "--out", str(tmp_path / "m"), "--work", str(work)]
+    )
     assert result.exit_code == 2
     assert "missing required training data: needed (" in " ".join(result.output.split())
     assert not work.exists() and not (tmp_path / "m").exists()
 
 
 def test_missing_eval_file_named_on_the_command_line_fails_fast(tmp_path):
-    result = runner.invoke(app, ["train", "--data", str(FIXTURES / "tiny_rows.jsonl"), "--out", str(tmp_path / "m"),
-                                 "--eval-data", str(tmp_path / "nope.jsonl")])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(FIXTURES / "tiny_rows.jsonl"),
+            "--out",
+            str(tmp_path / "m"),
+            "--eval-data",
+            str(tmp_path / "nope.jsonl"),
+        ],
+    )
     assert result.exit_code == 2 and f"no such file or folder: {tmp_path / 'nope.jsonl'}" in result.output
 
 
@@ -223,8 +260,14 @@ def test_challenge_report_scores_hostile_decisions_per_case_and_language():
     from training.data import Row
 
     def row(case, lang, hostile):
-        return Row(text="t", labels={"welcoming": 0, "curious": 0, "hostile": hostile}, id=f"{case}{lang}{hostile}",
-                   lang=lang, source="challenge", kind=case)
+        return Row(
+            text="t",
+            labels={"welcoming": 0, "curious": 0, "hostile": hostile},
+            id=f"{case}{lang}{hostile}",
+            lang=lang,
+            source="challenge",
+            kind=case,
+        )
 
     rows = [row("negated_hate", "en", 0), row("negated_hate", "zh", 0), row("threat", "en", 1)]
     probs = np.array([[0, 0, 0.9], [0, 0, 0.1], [0, 0, 0.8]])

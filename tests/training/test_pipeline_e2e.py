@@ -16,8 +16,15 @@ runner = CliRunner()
 
 
 def test_bundle_has_every_file_and_valid_meta(tiny_bundle):
-    for name in ("model.onnx", "model.fp32.onnx", "tokenizer.json", "bundle.json", "MODEL_CARD.md",
-                 "pr_curves.png", "calibration.png"):
+    for name in (
+        "model.onnx",
+        "model.fp32.onnx",
+        "tokenizer.json",
+        "bundle.json",
+        "MODEL_CARD.md",
+        "pr_curves.png",
+        "calibration.png",
+    ):
         assert (tiny_bundle / name).stat().st_size > 0, name
     bundle = load_bundle(tiny_bundle)
     meta = bundle.meta
@@ -97,8 +104,9 @@ def test_loader_names_what_is_missing(tiny_bundle, tmp_path):
 
 
 def test_evaluate_cli_prints_json_metrics(tiny_bundle):
-    result = runner.invoke(app, ["evaluate", "--bundle", str(tiny_bundle), "--data",
-                                 str(FIXTURES / "tiny_rows.jsonl"), "--json"])
+    result = runner.invoke(
+        app, ["evaluate", "--bundle", str(tiny_bundle), "--data", str(FIXTURES / "tiny_rows.jsonl"), "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["reports"][str(FIXTURES / "tiny_rows.jsonl")]
     assert report["overall"]["n"] == 30
@@ -114,8 +122,10 @@ def test_evaluate_cli_refuses_incomplete_bundle(tmp_path):
 
 def test_score_cli_keeps_order_fields_and_reports_bad_lines(tiny_bundle, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_bytes(b'{"id": "a", "text": "welcome!", "thread": 7}\n{"id": "b"}\nnot json\n'
-                       b'{"id": "c", "text": "   "}\n{"id": "d", "text": "go away"}\n')
+    source.write_bytes(
+        b'{"id": "a", "text": "welcome!", "thread": 7}\n{"id": "b"}\nnot json\n'
+        b'{"id": "c", "text": "   "}\n{"id": "d", "text": "go away"}\n'
+    )
     out = tmp_path / "out.jsonl"
     result = runner.invoke(app, ["score", "--bundle", str(tiny_bundle), "--input", str(source), "--output", str(out)])
     assert result.exit_code == 0, result.output
@@ -137,10 +147,29 @@ def test_train_cli_on_a_seeds_subset_with_resume(tiny_base, tmp_path):
     with open(subset, "w") as handle:
         for path in seeds[:3]:
             handle.writelines(path.read_text(encoding="utf-8").splitlines(keepends=True)[:40])
-    args = ["train", "--data", str(subset), "--out", str(tmp_path / "models" / "sub"), "--base", str(tiny_base),
-            "--work", str(tmp_path / "work"), "--max-steps", "2", "--max-length", "32", "--batch-size", "8",
-            "--splits", str(tmp_path / "none.jsonl"), "--config", str(FIXTURES / "tiny_train.toml"),
-            "--monitor", str(FIXTURES / "tiny_rows.jsonl")]
+    args = [
+        "train",
+        "--data",
+        str(subset),
+        "--out",
+        str(tmp_path / "models" / "sub"),
+        "--base",
+        str(tiny_base),
+        "--work",
+        str(tmp_path / "work"),
+        "--max-steps",
+        "2",
+        "--max-length",
+        "32",
+        "--batch-size",
+        "8",
+        "--splits",
+        str(tmp_path / "none.jsonl"),
+        "--config",
+        str(FIXTURES / "tiny_train.toml"),
+        "--monitor",
+        str(FIXTURES / "tiny_rows.jsonl"),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     history = json.loads((tmp_path / "work" / "history.json").read_text())
