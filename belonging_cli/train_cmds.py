@@ -245,5 +245,5 @@ def register(app: typer.Typer) -> None:
             test_fraction=config.test_fraction,
             seed=config.seed,
         )
-        write_assignment(out, {row.id: row.split for row in rows})
+        write_assignment(out, {row.id: row.split or "train" for row in rows})
         typer.echo(f"{len(rows)} ids written to {out}")

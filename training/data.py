@@ -54,7 +54,8 @@ class Row:
 
     def label_vector(self, labels: Sequence[str] = LABELS) -> list[int]:
         """0/1 per tag, UNKNOWN (-1) where the row says nothing about the tag."""
-        return [UNKNOWN if self.labels.get(label) is None else int(self.labels[label]) for label in labels]
+        values = [self.labels.get(label) for label in labels]
+        return [UNKNOWN if value is None else int(value) for value in values]
 
     @property
     def fully_labelled(self) -> bool:
@@ -148,7 +149,7 @@ def _as_flag(value: Any, column: str) -> int:
     raise DataError(f"column {column!r} must be 0 or 1, found {value!r}")
 
 
-def _parse_label_names(value: Any, column: str) -> dict[str, int]:
+def _parse_label_names(value: Any, column: str) -> dict[str, int | None]:
     if value is None:
         names: list[str] = []
     elif isinstance(value, str):

@@ -103,7 +103,7 @@ def challenge_report(
     for row, p in zip(rows, probs, strict=True):
         if (source is not None and row.source != source) or not row.kind or row.labels.get("hostile") is None:
             continue
-        want = int(row.labels["hostile"])
+        want = int(row.labels["hostile"] or 0)
         expected[row.kind] = want
         cells.setdefault(row.kind, {}).setdefault(row.lang, []).append(int((p[h] >= thresholds[h]) == bool(want)))
     table = {

@@ -58,7 +58,7 @@ def multilabel_metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
     for i, label in enumerate(labels):
         known = y[:, i] >= 0
         per_tag[label] = binary_metrics(y[known, i], probs[known, i], thresholds[i])
-    defined = [per_tag[label]["f1"] for label in labels if per_tag[label]["f1"] is not None]
+    defined = [float(f1) for label in labels if (f1 := per_tag[label]["f1"]) is not None]
     macro_f1 = float(np.mean(defined)) if defined else 0.0
     return {"macro_f1": round(macro_f1, 4), "n": int(len(y)), "tags": per_tag}
 

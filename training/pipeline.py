@@ -275,7 +275,7 @@ def card_stage(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
                 f"macro-F1 {report['crossfit']['macro_f1']:.3f}"
             )
         if any(r.kind and r.source == "challenge" for r in rows):
-            challenge = challenge_report(rows, probs, meta.labels, meta.thresholds)
+            challenge = challenge_report(rows, probs, meta.labels, [meta.thresholds[t] for t in meta.labels])
             render_challenge(challenge, console)
         results.append(EvalSet(title, report, y, probs))
         reports[title] = report

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.rand
     """Shuffle, then sort within windows of 50 batches: random batches with little padding."""
     order = rng.permutation(len(lengths))
     window = batch_size * 50
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), window):
         chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
@@ -249,7 +250,8 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     pos_weight = pos_weights(y_train, config.max_pos_weight).to(device) if config.class_weights else None
 
-    state = {"epoch": 0, "step": 0, "best_f1": -1.0, "stale": 0, "history": []}
+    # best_score: the selection score of the best checkpoint so far.
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "best_score": -1.0, "stale": 0, "history": []}
     if resume and (work / "last.pt").is_file():
         checkpoint = load_model_state(work / "last.pt", model)
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -329,8 +331,8 @@ def fit(
         for name, figures in by_source.items():
             log.info("  dev %-12s n=%-5d PR-AUC %s F1 %s", name, figures["n"], figures["pr_auc"], figures["f1"])
         state["epoch"] = epoch + 1
-        if score > state["best_f1"]:
-            state["best_f1"], state["stale"] = score, 0
+        if score > state["best_score"]:
+            state["best_score"], state["stale"] = score, 0
             save_checkpoint(work / "best.pt", model, epoch=epoch + 1, dev=report)
         else:
             state["stale"] += 1
@@ -348,7 +350,7 @@ def fit(
             )
             break
     (work / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n", encoding="utf-8")
-    return {"history": state["history"], "best_selection_score": state["best_f1"]}
+    return {"history": state["history"], "best_selection_score": state["best_score"]}
 
 
 def load_trained(work: Path) -> tuple[Tagger, TrainConfig]:
