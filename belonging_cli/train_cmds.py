@@ -156,11 +156,12 @@ def register(app: typer.Typer) -> None:
     def calibrate(
         work: Path = typer.Option(...),
         data: list[Path] = typer.Option([], "--data", help="Calibrate on these files instead of the dev split."),
+        with_dev: bool = typer.Option(False, help="With --data: add the real-comment dev rows, one set per source."),
     ) -> None:
-        """Stage 3: temperatures and thresholds into WORK/calibration.json."""
+        """Stage 3: temperatures and thresholds into WORK/calibration.json (mean F1 over sets when several)."""
         from training.pipeline import calibrate_stage
 
-        calibrate_stage(work, data)
+        calibrate_stage(work, data, with_dev=with_dev)
 
     @app.command("export")
     def export_(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from training.metrics import best_f1_threshold, multilabel_metrics
+from training.metrics import best_f1_threshold, best_mean_f1_threshold, multilabel_metrics
 
 
 def _nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -31,9 +31,17 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def calibrate(
-    logits: np.ndarray, y: np.ndarray, labels: Sequence[str], hostile_target_precision: float | None = None
+    logits: np.ndarray,
+    y: np.ndarray,
+    labels: Sequence[str],
+    hostile_target_precision: float | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict:
-    """Per tag, on the rows that label it (negative y = unknown): temperature, then threshold."""
+    """Per tag, on the rows that label it (negative y = unknown): temperature, then threshold.
+
+    With `groups` (one name per row: the calibration set it came from), the threshold maximises the
+    mean F1 over the sets instead of the pooled F1, so no single platform or language decides alone.
+    """
     temperatures, thresholds = {}, {}
     for i, label in enumerate(labels):
         known = y[:, i] >= 0
@@ -41,7 +49,17 @@ def calibrate(
         probs = 1 / (1 + np.exp(-logits[known, i] / temperature))
         target = hostile_target_precision if label == "hostile" else None
         temperatures[label] = temperature
-        thresholds[label] = round(best_f1_threshold(y[known, i], probs, target), 6)
+        if groups is not None and target is None:
+            threshold = best_mean_f1_threshold(y[known, i], probs, np.asarray(groups)[known])
+        else:
+            threshold = best_f1_threshold(y[known, i], probs, target)
+        thresholds[label] = round(threshold, 6)
     probs = 1 / (1 + np.exp(-logits / np.array([temperatures[label] for label in labels])))
     report = multilabel_metrics(y, probs, labels, [thresholds[label] for label in labels])
+    if groups is not None:
+        names = np.asarray(groups)
+        report["by_set"] = {
+            str(g): multilabel_metrics(y[names == g], probs[names == g], labels, [thresholds[t] for t in labels])
+            for g in np.unique(names)
+        }
     return {"temperatures": temperatures, "thresholds": thresholds, "dev": report}

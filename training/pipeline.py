@@ -197,27 +197,39 @@ def read_prepare_report(work: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def calibrate_stage(work: Path, calibration_data: Sequence[Path] = ()) -> dict:
-    """Fit temperatures/thresholds on the dev split (or on `calibration_data` files when given)."""
+def calibrate_stage(work: Path, calibration_data: Sequence[Path] = (), *, with_dev: bool = False) -> dict:
+    """Fit temperatures and thresholds on the dev split, or on `calibration_data` files when given.
+
+    `with_dev` adds the dev rows of the checkpoint-choosing sources (real comments) next to the
+    files. With several sets, each tag's threshold maximises the mean F1 over the sets.
+    """
     from serving.engine.predictor import load_tokenizer, pad_id_of
     from training.calibrate import calibrate
     from training.train import load_trained, predict_logits
 
     model, config = load_trained(work)
-    rows = load_rows(calibration_data, strict=True).rows if calibration_data else read_prepared(work)["dev"]
+    rows: list[Row] = []
+    groups: list[str] = []
+    for path in calibration_data:
+        file_rows = load_rows([path], strict=True).rows
+        rows += file_rows
+        groups += [path.name] * len(file_rows)
+    if with_dev or not calibration_data:
+        select = {n for n, s in read_prepare_report(work).get("sources", {}).items() if s.get("select")}
+        dev = [r for r in read_prepared(work)["dev"] if not select or r.source in select or not calibration_data]
+        rows += dev
+        groups += [f"dev: {r.source or 'data'}" for r in dev]
     tokenizer = load_tokenizer(work / "tokenizer.json", config.max_length)
     ids = [list(e.ids) for e in tokenizer.encode_batch([config.text_prefix + r.text for r in rows])]
     logits = predict_logits(model, ids, pad_id_of(tokenizer))
     y = np.array([r.label_vector(config.labels) for r in rows], dtype=np.float32)
-    result = calibrate(logits, y, config.labels, config.hostile_target_precision)
-    result["source"] = [str(p) for p in calibration_data] or ["dev split"]
+    several = len(set(groups)) > 1
+    result = calibrate(logits, y, config.labels, config.hostile_target_precision,
+                       groups=np.array(groups) if several else None)
+    result["source"] = sorted(set(groups)) if several else [str(p) for p in calibration_data] or ["dev split"]
     (work / "calibration.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    log.info(
-        "calibrated on %s: thresholds %s, temperatures %s",
-        result["source"],
-        result["thresholds"],
-        result["temperatures"],
-    )
+    log.info("calibrated on %s: thresholds %s, temperatures %s", result["source"], result["thresholds"],
+             result["temperatures"])
     return result
 
 
@@ -355,6 +367,6 @@ def run_all(
     work = work or Path("runs") / out.name
     prepare(recipe, work, config, strict=strict, assignment_file=assignment_file)
     history = fit_stage(work, config, resume=resume, monitor=monitor)
-    calibrate_stage(work, recipe.calibrate_on)
+    calibrate_stage(work, recipe.calibrate_on, with_dev=recipe.calibrate_with_dev)
     reports = publish(work, out, recipe.eval_data)
     return {"history": history, "reports": reports}

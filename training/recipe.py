@@ -12,6 +12,7 @@ File format (TOML):
     epochs = 2
     [evaluation]
     calibrate_on = ["{corpora}/rednote_dev.jsonl"]   # thresholds; skipped with a note when absent
+    calibrate_with_dev = true           # also the dev rows of the `select` sources (one set each)
     eval_data = ["{corpora}/rednote_dev.jsonl"]      # extra sets for the model card
     [[sources]]
     name = "davidson"                   # unique; rows carry it (metrics per source)
@@ -103,6 +104,7 @@ class Recipe:
     train: dict[str, Any] = field(default_factory=dict)
     calibrate_on: list[Path] = field(default_factory=list)
     eval_data: list[Path] = field(default_factory=list)
+    calibrate_with_dev: bool = False
     checked: bool = False  # notes are given once, however many stages check
 
     @classmethod
@@ -134,6 +136,7 @@ class Recipe:
             train=dict(spec.get("train", {})),
             calibrate_on=[_resolve(p, root, corpora) for p in evaluation.get("calibrate_on", [])],
             eval_data=[_resolve(p, root, corpora) for p in evaluation.get("eval_data", [])],
+            calibrate_with_dev=bool(evaluation.get("calibrate_with_dev", False)),
         )
 
     @classmethod

@@ -57,7 +57,9 @@ def map_korean_hate_speech(record: dict[str, Any]) -> Labels | None:
 
 
 # GoEmotions raters often miss rare emotions, so only confident directions are mapped.
-_GOEMO_NEGATIVE = {"anger", "annoyance", "disgust"}  # may or may not attack someone: hostile unknown
+# Anger and friends may or may not attack someone; disapproval and amusement are also where Reddit's
+# snark lives ("good for you, do you want a cookie"): raters rarely mark it anger, so unknown too.
+_GOEMO_NEGATIVE = {"anger", "annoyance", "disgust", "disapproval", "amusement", "embarrassment"}
 _GOEMO_WARM = {
     "gratitude",
     "caring",
@@ -79,9 +81,9 @@ def map_goemotions(record: dict[str, Any]) -> Labels | None:
 
     - curious: `curiosity` is a genuine-interest label, so 1; a comment with no questioning
       emotion and no question mark is 0; a question without `curiosity` (rhetorical or not) is unknown.
-    - hostile: a comment rated only with non-negative emotions, neutral or `disapproval` (civil
-      disagreement) is 0: the real-register negatives our seeds lack. anger/annoyance/disgust may or
-      may not attack a person: unknown.
+    - hostile: a comment rated with a warm or questioning emotion and no negative one is 0: the
+      real-register negatives our seeds lack. Neutral-only comments stay unknown: a first model taught
+      they were all 0 learned to miss sarcastic put-downs that raters had called neutral or amused.
     - welcoming: warm emotions are often about things (thanks for a recipe, love this song), and
       welcoming is about people, so only comments with no warm emotion at all are 0; the rest unknown.
     """
@@ -93,7 +95,7 @@ def map_goemotions(record: dict[str, Any]) -> Labels | None:
         curious = 0
     else:
         curious = None
-    hostile = None if emotions & _GOEMO_NEGATIVE else 0
+    hostile = 0 if emotions & (_GOEMO_WARM | _GOEMO_QUESTIONING) and not emotions & _GOEMO_NEGATIVE else None
     welcoming = None if emotions & _GOEMO_WARM else 0
     return {"welcoming": welcoming, "curious": curious, "hostile": hostile}
 

@@ -73,10 +73,12 @@ def test_corpus_mappings_leave_undecided_tags_unknown():
     assert curious == {"welcoming": 0, "curious": 1, "hostile": 0}
     angry_question = map_goemotions({"text": "why would you do that?", "raw": {"emotions": ["anger"]}})
     assert angry_question == {"welcoming": 0, "curious": None, "hostile": None}
-    civil = map_goemotions({"text": "I disagree with this take.", "raw": {"emotions": ["disapproval"]}})
-    assert civil == {"welcoming": 0, "curious": 0, "hostile": 0}
+    snark = map_goemotions({"text": "good for you, want a cookie", "raw": {"emotions": ["amusement"]}})
+    assert snark == {"welcoming": 0, "curious": 0, "hostile": None}  # raters' "amused" can be a put-down
+    neutral = map_goemotions({"text": "The bus was late.", "raw": {"emotions": ["neutral"]}})
+    assert neutral == {"welcoming": 0, "curious": 0, "hostile": None}
     thanks = map_goemotions({"text": "Thank you so much", "raw": {"emotions": ["gratitude"]}})
-    assert thanks["welcoming"] is None
+    assert thanks["welcoming"] is None and thanks["hostile"] == 0
 
 
 def test_epoch_sampling_caps_each_source_and_changes_per_epoch():
