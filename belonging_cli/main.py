@@ -37,7 +37,14 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="De
     )
 
 
-train_cmds.register(app)  # train, prepare, fit, calibrate, export, evaluate, splits, base
+app.add_typer(train_cmds.base_app, name="base")
+app.command("train")(train_cmds.train)
+app.command("prepare")(train_cmds.prepare)
+app.command("fit")(train_cmds.fit)
+app.command("calibrate")(train_cmds.calibrate)
+app.command("export")(train_cmds.export_)
+app.command("evaluate")(train_cmds.evaluate)
+app.command("splits")(train_cmds.write_splits)
 app.command("score")(score_cmds.score)
 app.command("serve")(serve_cmds.serve)
 app.add_typer(keys_cmds.app, name="keys")

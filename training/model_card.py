@@ -43,11 +43,13 @@ def _num(value: float | None) -> str:
 
 def _table(report: dict) -> list[str]:
     lines = [
-        "| tag | support | precision | recall | F1 | ROC-AUC | PR-AUC | ECE |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| tag | rows | support | precision | recall | F1 | accuracy | ROC-AUC | PR-AUC | ECE |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for tag, m in report["overall"]["tags"].items():
-        cells = [m["support"]] + [_num(m[k]) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "ece")]
+        cells = [m["n"], m["support"]] + [
+            _num(m.get(k)) for k in ("precision", "recall", "f1", "accuracy", "roc_auc", "pr_auc", "ece")
+        ]
         lines.append(f"| {tag} | " + " | ".join(str(c) for c in cells) + " |")
     lines.append(f"\nmacro-F1 **{report['overall']['macro_f1']:.3f}** on {report['overall']['n']} rows.\n")
     tags = list(report["overall"]["tags"])

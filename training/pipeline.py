@@ -224,12 +224,17 @@ def calibrate_stage(work: Path, calibration_data: Sequence[Path] = (), *, with_d
     logits = predict_logits(model, ids, pad_id_of(tokenizer))
     y = np.array([r.label_vector(config.labels) for r in rows], dtype=np.float32)
     several = len(set(groups)) > 1
-    result = calibrate(logits, y, config.labels, config.hostile_target_precision,
-                       groups=np.array(groups) if several else None)
+    result = calibrate(
+        logits, y, config.labels, config.hostile_target_precision, groups=np.array(groups) if several else None
+    )
     result["source"] = sorted(set(groups)) if several else [str(p) for p in calibration_data] or ["dev split"]
     (work / "calibration.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    log.info("calibrated on %s: thresholds %s, temperatures %s", result["source"], result["thresholds"],
-             result["temperatures"])
+    log.info(
+        "calibrated on %s: thresholds %s, temperatures %s",
+        result["source"],
+        result["thresholds"],
+        result["temperatures"],
+    )
     return result
 
 

@@ -156,21 +156,32 @@ def per_source_scores(logits: np.ndarray, y: np.ndarray, sources: Sequence[str],
     return out
 
 
-def selection_score(by_source: dict, select: Sequence[str], labels: Sequence[str]) -> float | None:
-    """Mean over tags of the mean PR-AUC of the selecting sources that label the tag.
+def selection_score(
+    by_source: dict,
+    select: Sequence[str],
+    labels: Sequence[str],
+    dev_positives: dict[str, dict[str, int]] | None = None,
+    min_positives: int = 10,
+) -> float | None:
+    """Mean dev PR-AUC over the (selecting source, tag) pairs with at least `min_positives` positives.
 
-    Threshold-free, so the checkpoint is chosen for ranking real comments, not for one operating point.
+    Threshold-free, so the checkpoint is chosen for ranking real comments, not for one operating
+    point; each pair weighs the same, and pairs with a handful of positives (too noisy to decide
+    between epochs) are left out.
     """
-    per_tag = []
-    for label in labels:
-        values = [
+
+    def pairs(floor: int) -> list[float]:
+        return [
             by_source[name]["pr_auc"][label]
             for name in select
-            if name in by_source and label in by_source[name]["pr_auc"]
+            for label in labels
+            if name in by_source
+            and label in by_source[name]["pr_auc"]
+            and (dev_positives is None or dev_positives.get(name, {}).get(label, 0) >= floor)
         ]
-        if values:
-            per_tag.append(float(np.mean(values)))
-    return round(float(np.mean(per_tag)), 4) if per_tag else None
+
+    values = pairs(min_positives) or pairs(1)  # tiny dev sets: every pair rather than none
+    return round(float(np.mean(values)), 4) if values else None
 
 
 def sample_epoch(sources: Sequence[str], caps: dict[str, int], rng: np.random.Generator) -> np.ndarray:
@@ -235,6 +246,10 @@ def fit(
     train_sources = [r.source for r in train_rows]
     dev_sources = [r.source for r in dev_rows]
     select_sources = [name for name in select_sources if name in set(dev_sources)]
+    dev_positives = {
+        name: {label: int(sum(r.labels.get(label) == 1 for r in dev_rows if r.source == name)) for label in labels}
+        for name in select_sources
+    }
     epoch_size = len(sample_epoch(train_sources, epoch_caps, np.random.default_rng(0)))
     steps_per_epoch = -(-epoch_size // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -307,7 +322,7 @@ def fit(
             "dev_f1": {label: report["tags"][label]["f1"] for label in labels},  # None: no positives
             "dev_by_source": by_source,
         }
-        score = selection_score(by_source, select_sources, labels) if select_sources else None
+        score = selection_score(by_source, select_sources, labels, dev_positives) if select_sources else None
         entry["selection"] = (
             {"metric": "mean PR-AUC of " + ",".join(select_sources), "value": score}
             if score is not None
