@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-TAGS = ("welcoming", "curious", "hostile")
+from serving.labels import TAGS
+
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 

@@ -36,7 +36,7 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("serving.settings", (*WEB, "serving.api", "serving.moderation"), ()),
     ("serving.api", ("serving.moderation",), ()),
     ("serving.moderation", ("serving.api",), ("serving.api.deps",)),
-    ("training", ("serving", "belonging_cli"), ("serving.engine",)),
+    ("training", ("serving", "belonging_cli"), ("serving.engine", "serving.labels")),
 ]
 # The one place the API mounts the pages: the app factory composes both.
 ALLOWED = {("serving.api.app", "serving.moderation")}

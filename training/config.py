@@ -15,7 +15,9 @@ from typing import Any
 
 import tomllib
 
-LABELS = ("welcoming", "curious", "hostile")
+from serving.labels import TAGS
+
+LABELS = TAGS  # the product's tags, written once in serving/labels.py
 
 
 @dataclass

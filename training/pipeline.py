@@ -21,7 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from training.config import TrainConfig
+from training.config import LABELS, TrainConfig
 from training.data import (
     DataError,
     Row,
@@ -44,11 +44,11 @@ DEFAULT_ASSIGNMENT = Path("data/splits.jsonl")
 
 def print_counts(rows: Sequence[Row], title: str) -> None:
     table = Table(title=title)
-    for column in ("lang", "split", "rows", "welcoming", "curious", "hostile", "neutral"):
+    for column in ("lang", "split", "rows", *LABELS, "neutral", "partial"):
         table.add_column(column, justify="left" if column in ("lang", "split") else "right")
     counts = count_table(rows)
     for (lang, split), c in sorted(counts.items()):
-        table.add_row(lang, split, *(str(c[k]) for k in ("rows", "welcoming", "curious", "hostile", "neutral")))
+        table.add_row(lang, split, *(str(c[k]) for k in ("rows", *LABELS, "neutral", "partial")))
     console.print(table)
 
 

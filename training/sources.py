@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from training.config import LABELS
 from training.data import SPLITS, DataError, Row, load_rows
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def read_annotations(path: Path, texts_root: Path, source: str) -> tuple[list[Ro
     the corpora folder (their licences let us label them, and we never copy their text)."""
     wanted: dict[str, dict[str, Any]] = {}
     for number, record in _json_lines(path):
-        if not {"id", "corpus", "welcoming", "curious", "hostile"} <= set(record):
+        if not {"id", "corpus", *LABELS} <= set(record):
             raise DataError(f"{path}:{number}: expected id, corpus and the three tags")
         wanted[str(record["id"])] = record
     texts: dict[str, dict[str, Any]] = {}
@@ -178,7 +179,7 @@ def read_annotations(path: Path, texts_root: Path, source: str) -> tuple[list[Ro
             continue
         corpus_row = texts[row_id]
         split = record.get("split")
-        labels: Labels = {t: int(record[t]) for t in ("welcoming", "curious", "hostile")}
+        labels: Labels = {t: int(record[t]) for t in LABELS}
         rows.append(
             Row(
                 text=corpus_row["text"],
