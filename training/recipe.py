@@ -20,7 +20,8 @@ File format (TOML):
     format = "davidson"                 # labelled | annotations | a mapper in training/sources.py
     licence = "MIT"
     tags = ["hostile"]                  # the tags this source decides (documentation + check)
-    per_epoch = 3000                    # rows sampled from its train split each epoch (0 = all)
+    per_epoch = 3000                    # rows sampled from its train split each epoch (0 = all;
+                                        # more than it has: every row, then random repeats)
     optional = true                     # absent -> listed once and skipped (default: required)
     split = "test"                      # force every row into one split (e.g. an upstream dev set)
     upstream = {train = "auto", dev = "test"}  # rename the corpus's own splits; "auto" = hash split
@@ -159,12 +160,14 @@ class Recipe:
         """Raise naming every missing required input; return notes on optional inputs skipped (once)."""
         required, optional = self.missing()
         if required:
-            raise DataError("missing required training data: " + ", ".join(f"{s.name} ({s.path})" for s in required))
+            raise DataError(
+                "missing required training data: " + ", ".join(f"{s.name} ({_absent_path(s)})" for s in required)
+            )
         notes = []
         if optional:
             notes.append(
                 "not found: "
-                + ", ".join(f"{s.name} ({s.path})" for s in optional)
+                + ", ".join(f"{s.name} ({_absent_path(s)})" for s in optional)
                 + f"; training without them (corpora folder: {self.corpora})"
             )
         absent_eval = [p for p in self.calibrate_on + self.eval_data if not p.exists()]
@@ -178,6 +181,11 @@ class Recipe:
         self.eval_data = [p for p in self.eval_data if p.exists()]
         notes, self.checked = ([] if self.checked else notes), True
         return notes
+
+
+def _absent_path(source: Source) -> Path:
+    """What is missing for a source: its file, or the corpus folder its text comes from."""
+    return source.texts if source.path.exists() and source.texts is not None else source.path
 
 
 def _repo_root(recipe_path: Path) -> Path:

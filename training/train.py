@@ -185,13 +185,22 @@ def selection_score(
 
 
 def sample_epoch(sources: Sequence[str], caps: dict[str, int], rng: np.random.Generator) -> np.ndarray:
-    """Row indices for one epoch: sources with a per-epoch cap contribute a fresh random sample."""
+    """Row indices for one epoch: a source with a per-epoch count contributes a fresh random sample
+    of that size; a count above its size gives every row once plus a random sample of repeats
+    (oversampling a small, valuable source); 0 means every row once."""
     names = np.array(sources)
     chosen = []
     for name in sorted(set(sources)):
         members = np.nonzero(names == name)[0]
-        cap = caps.get(name, 0)
-        chosen.append(rng.choice(members, size=cap, replace=False) if 0 < cap < len(members) else members)
+        count = caps.get(name, 0)
+        if 0 < count < len(members):
+            chosen.append(rng.choice(members, size=count, replace=False))
+        else:
+            chosen.append(members)
+            for _ in range(max(count - len(members), 0) // len(members)):
+                chosen.append(members)
+            if count > len(members) and (count - len(members)) % len(members):
+                chosen.append(rng.choice(members, size=(count - len(members)) % len(members), replace=False))
     return np.concatenate(chosen) if chosen else np.zeros(0, dtype=int)
 
 

@@ -87,6 +87,10 @@ def test_epoch_sampling_caps_each_source_and_changes_per_epoch():
     second = sample_epoch(sources, {"big": 20}, np.random.default_rng(2))
     assert len(first) == 30 and sum(i >= 100 for i in first) == 10  # the small source comes whole
     assert set(first) != set(second)
+    repeated = sample_epoch(sources, {"small": 25}, np.random.default_rng(3))
+    small = [i for i in repeated if i >= 100]
+    assert len(small) == 25 and set(small) == set(range(100, 110))  # every row, then 15 repeats
+    assert max(small.count(i) for i in set(small)) == 3
 
 
 def _write_jsonl(path, rows):
