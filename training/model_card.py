@@ -24,15 +24,19 @@ Aggregate measurement of how a community receives newcomers: rates of welcoming,
 comments per thread and community over time, and a queue of threads for human moderators to review.
 
 ## Limitations and bias (read before use)
-- **Not for automated punishment.** Scores are probabilities from a small model trained mostly on
-  hand-written seed comments; a hostile score is a reason for a human to look, never a verdict.
-- **Languages.** Seeds cover 15 languages; English and Chinese have the most rows. Other languages,
-  dialects, code-mixing and romanised scripts are weaker; per-language metrics below are on small sets.
+- **Not for automated punishment.** Scores are probabilities from a small multilingual model; a
+  hostile score is a reason for a human to look, never a verdict.
+- **Training data.** Real comments from public corpora with partial labels (see Training data
+  below), our own three-tag labels of real comments, hand-written seeds and challenge pairs. A
+  corpus's notion of "offensive" is not always ours; read the per-source figures.
+- **Languages.** Real training comments are English, Chinese, German and Korean (plus 480 labelled
+  tweets in 8 languages); seeds and challenge pairs cover 15 languages. Other languages, dialects,
+  code-mixing and romanised scripts are weaker; per-language metrics below are on small sets.
 - **Hard cases.** Sarcasm, counter-speech (quoting hate to reject it), negation and reclaimed slurs
   are where the model errs most; identity mentions alone should not be hostile, but check the
   per-language numbers and the challenge rows before relying on it.
-- **Domain shift.** Thresholds were calibrated on the dev split named in the metrics; real comment
-  streams (e.g. 75% neutral) shift precision. Re-calibrate on your own labelled data.
+- **Domain shift.** Thresholds maximise the mean F1 over the calibration sets named below; a
+  stream with another base rate shifts precision. Re-calibrate on your own labelled data.
 - **Truncation.** Text beyond the model window (`max_length` tokens) is not read.
 """
 
