@@ -46,3 +46,22 @@ def test_f1_is_undefined_without_positives_and_left_out_of_macro():
     report = multilabel_metrics(y, p, ["a", "b"], [0.5, 0.5])
     assert report["tags"]["b"]["f1"] is None and report["tags"]["a"]["f1"] == 1.0
     assert report["macro_f1"] == 1.0
+
+
+def test_mean_f1_threshold_weighs_each_set_the_same_however_large():
+    from training.metrics import best_f1_threshold, best_mean_f1_threshold
+
+    # A large set cleanly separated at 0.5-0.6, and a small one (another platform) whose negatives
+    # score 0.55-0.7: pooled F1 barely notices the small set's false alarms, the mean F1 does.
+    rng = np.random.default_rng(0)
+    big_y = np.r_[np.ones(500), np.zeros(500)]
+    big_p = np.r_[rng.uniform(0.6, 0.9, 500), rng.uniform(0.0, 0.5, 500)]
+    small_y = np.r_[np.ones(5), np.zeros(20)]
+    small_p = np.r_[rng.uniform(0.8, 0.9, 5), rng.uniform(0.55, 0.7, 20)]
+    y, p = np.r_[big_y, small_y], np.r_[big_p, small_p]
+    groups = np.array(["big"] * len(big_y) + ["small"] * len(small_y))
+    assert best_f1_threshold(y, p) < 0.61 and best_mean_f1_threshold(y, p, groups) > 0.69
+    # Unknown labels are left out, not read as 0: with the small set's positives unknown it has
+    # nothing to find, drops out, and the big set decides alone again.
+    unknown = np.r_[big_y, [-1] * 5, np.zeros(20)]
+    assert best_mean_f1_threshold(unknown, p, groups) < 0.61
