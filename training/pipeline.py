@@ -70,11 +70,8 @@ def prepare(
         console.print(f"[yellow]{note}[/yellow]")
     loaded: list[Row] = []
     per_source: dict[str, dict] = {}
-    errors: list[str] = []
     for source in recipe.available():
-        if strict and source.format == "labelled":
-            load_rows([source.path], strict=True)  # raises at the first bad row, naming it
-        rows, skipped = read_source(source)
+        rows, skipped = read_source(source, strict=strict)
         loaded.extend(rows)
         per_source[source.name] = {**source.describe(), "loaded": len(rows), "unusable": skipped}
     rows, dropped, conflicts = deduplicate(loaded)
@@ -117,7 +114,6 @@ def prepare(
                 "skipped_sources": skipped_sources,
                 "files": [str(s.path) for s in recipe.available()],
                 "rows": len(rows),
-                "errors": errors[:1000],
                 "duplicates_dropped": dropped,
                 "duplicate_label_conflicts": conflicts,
                 "calibrate_on": [str(p) for p in recipe.calibrate_on],
@@ -216,7 +212,9 @@ def calibrate_stage(work: Path, calibration_data: Sequence[Path] = (), *, with_d
         groups += [path.name] * len(file_rows)
     if with_dev or not calibration_data:
         select = {n for n, s in read_prepare_report(work).get("sources", {}).items() if s.get("select")}
-        dev = [r for r in read_prepared(work)["dev"] if not select or r.source in select or not calibration_data]
+        dev = read_prepared(work)["dev"]
+        if calibration_data and select:  # next to the files: only real-comment dev rows
+            dev = [r for r in dev if r.source in select]
         rows += dev
         groups += [f"dev: {r.source or 'data'}" for r in dev]
     tokenizer = load_tokenizer(work / "tokenizer.json", config.max_length)

@@ -194,10 +194,12 @@ def read_annotations(path: Path, texts_root: Path, source: str) -> tuple[list[Ro
     return rows, len(wanted) - len(rows)
 
 
-def read_source(source: Source) -> tuple[list[Row], int]:
-    """All rows of one recipe source, each tagged with the source name. Returns (rows, unusable)."""
+def read_source(source: Source, *, strict: bool = False) -> tuple[list[Row], int]:
+    """All rows of one recipe source, each tagged with the source name. Returns (rows, unusable).
+
+    `strict` stops at the first bad row of a labelled file, naming it, instead of skipping it."""
     if source.format == "labelled":
-        report = load_rows([source.path])
+        report = load_rows([source.path], strict=strict)
         for row in report.rows:
             row.source = source.name
             if source.split and row.split is None:
