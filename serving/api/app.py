@@ -27,6 +27,7 @@ from serving.engine.batching import PredictorLike
 from serving.engine.bundle import Bundle, BundleError, load_bundle
 from serving.labels import TAGS
 from serving.moderation import install_moderation
+from serving.perspective.routes import router as perspective_router
 from serving.runtime import ModelUnavailable, Runtime
 from serving.settings import Settings
 
@@ -89,5 +90,6 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(perspective_router)  # Perspective-compatible routes (serving/perspective)
     install_moderation(app)  # moderator pages, their static files and security headers (serving/moderation)
     return app
