@@ -16,6 +16,8 @@ from serving.api.deps import RuntimeDep
 from serving.perspective.errors import PerspectiveError
 
 SCOPE = "score"
+# With a realm: httplib2 (under Google's Python client) fails on a bare "Bearer" challenge.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="belonging"'}
 
 
 def presented_key(request: Request) -> str | None:
@@ -37,7 +39,7 @@ async def perspective_key(request: Request, runtime: RuntimeDep, keys: KeyStoreD
             401,
             "The request is missing a valid API key: pass ?key=KEY or 'Authorization: Bearer KEY'.",
             info_reason="API_KEY_MISSING",
-            headers={"WWW-Authenticate": "Bearer"},
+            headers=CHALLENGE,
         )
     principal = await keys.resolve(token)
     if principal is None:
@@ -45,7 +47,7 @@ async def perspective_key(request: Request, runtime: RuntimeDep, keys: KeyStoreD
             401,
             "API key not valid. Please pass a valid API key.",
             info_reason="API_KEY_INVALID",
-            headers={"WWW-Authenticate": "Bearer"},
+            headers=CHALLENGE,
         )
     if not principal.allows(SCOPE):
         raise PerspectiveError(403, f"This API key lacks the '{SCOPE}' scope.", info_reason="API_KEY_SCOPE_MISSING")
