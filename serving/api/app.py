@@ -27,6 +27,7 @@ from serving.engine.batching import PredictorLike
 from serving.engine.bundle import Bundle, BundleError, load_bundle
 from serving.labels import TAGS
 from serving.moderation import install_moderation
+from serving.integrations.routes import router as integrations_router
 from serving.perspective.routes import router as perspective_router
 from serving.runtime import ModelUnavailable, Runtime
 from serving.settings import Settings
@@ -91,5 +92,6 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(perspective_router)  # Perspective-compatible routes (serving/perspective)
+    app.include_router(integrations_router)  # Coral's external moderation phase (serving/integrations)
     install_moderation(app)  # moderator pages, their static files and security headers (serving/moderation)
     return app
