@@ -447,3 +447,40 @@ def attempts_of(session: Session, delivery_id: int) -> list[WebhookAttempt]:
     return list(
         session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.id))
     )
+
+
+def record_test_delivery(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    *,
+    msg_id: str,
+    payload: str,
+    at: datetime,
+    status_code: int | None,
+    error: str | None,
+    duration_ms: float,
+) -> WebhookDelivery:
+    """Log a `webhook.test` sent directly (not through the outbox): final at once, never retried."""
+    event = WebhookEvent(msg_id=msg_id, type=TEST_EVENT, subject=None, payload=payload, created_at=at)
+    session.add(event)
+    session.flush()
+    ok = status_code is not None and 200 <= status_code < 300
+    delivery = WebhookDelivery(
+        event_id=event.id,
+        endpoint_id=endpoint.id,
+        status="pending",
+        attempts=0,
+        next_attempt_at=at,
+    )
+    session.add(delivery)
+    session.flush()
+    record_attempt(
+        session,
+        delivery,
+        at=at,
+        status_code=status_code,
+        error=error,
+        duration_ms=duration_ms,
+        outcome="delivered" if ok else "failed",
+    )
+    return delivery
