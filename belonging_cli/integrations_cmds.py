@@ -14,7 +14,7 @@ under the same name, and `revoke --secret OLD_ID` once Coral's old secret has ex
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,12 +22,15 @@ from rich.table import Table
 
 from belonging_cli.common import DatabaseUrl, err, fail, load_settings, store
 
+if TYPE_CHECKING:
+    from serving.storage.secrets import SecretBox
+
 app = typer.Typer(help="Integrations with comment platforms.", no_args_is_help=True)
 coral_app = typer.Typer(help="Coral's external moderation phase (POST /v1/integrations/coral).", no_args_is_help=True)
 app.add_typer(coral_app, name="coral")
 
 
-def _box():  # type: ignore[no-untyped-def]
+def _box() -> SecretBox:
     from serving.storage.secrets import SecretsKeyError, load_secret_box
 
     try:
@@ -85,7 +88,9 @@ def coral_list(database_url: DatabaseUrl = None) -> None:
     """Integrations, their policy and their secrets (fingerprints only)."""
     from serving.storage.integrations import list_coral
 
-    table = Table("name", "community", "threshold", "withhold", "flag staff", "secret", "fingerprint", "added", "revoked")
+    table = Table(
+        "name", "community", "threshold", "withhold", "flag staff", "secret", "fingerprint", "added", "revoked"
+    )
     with store(load_settings(database_url=database_url)) as sessions, sessions() as session:
         for row, secrets in list_coral(session):
             for i, s in enumerate(secrets or [None]):

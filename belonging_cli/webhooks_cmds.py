@@ -112,7 +112,12 @@ def webhooks_list(
                 else "active"
             )
             table.add_row(
-                str(e.id), escape(e.url), e.events, escape(state), str(pending.get(e.id, 0)), escape(e.description),
+                str(e.id),
+                escape(e.url),
+                e.events,
+                escape(state),
+                str(pending.get(e.id, 0)),
+                escape(e.description),
                 _when(e.created_at),
             )
     Console().print(table)
@@ -202,7 +207,9 @@ def webhooks_log(
 
     if status is not None and status not in DELIVERY_STATUSES:
         raise typer.BadParameter(f"choose from {list(DELIVERY_STATUSES)}", param_hint="--status")
-    table = Table("delivery", "event", "webhook-id", "endpoint", "created", "status", "attempts", "last answer", "next try")
+    table = Table(
+        "delivery", "event", "webhook-id", "endpoint", "created", "status", "attempts", "last answer", "next try"
+    )
     with store(load_settings(database_url=database_url)) as sessions, sessions() as session:
         for row in delivery_log(session, endpoint_id=endpoint, status=status, limit=limit):
             if as_json:
@@ -215,8 +222,14 @@ def webhooks_log(
                 continue
             answer = str(row.last_status) if row.last_status is not None else (row.last_error or "")[:60]
             table.add_row(
-                str(row.delivery_id), row.event_type, row.msg_id, f"{row.endpoint_id} {escape(row.url)}",
-                _when(row.created_at), row.status, str(row.attempts), escape(answer),
+                str(row.delivery_id),
+                row.event_type,
+                row.msg_id,
+                f"{row.endpoint_id} {escape(row.url)}",
+                _when(row.created_at),
+                row.status,
+                str(row.attempts),
+                escape(answer),
                 _when(row.next_attempt_at) if row.status == "pending" else "",
             )
     if not as_json:

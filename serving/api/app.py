@@ -26,9 +26,9 @@ from serving.api.routes import ROUTERS
 from serving.api.scoring import ScoringService
 from serving.engine.batching import PredictorLike
 from serving.engine.bundle import Bundle, BundleError, load_bundle
+from serving.integrations.routes import router as integrations_router
 from serving.labels import TAGS
 from serving.moderation import install_moderation
-from serving.integrations.routes import router as integrations_router
 from serving.perspective.routes import router as perspective_router
 from serving.runtime import ModelUnavailable, Runtime
 from serving.settings import Settings

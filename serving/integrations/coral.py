@@ -88,8 +88,15 @@ def verify(header: str | None, body: bytes, secrets: Sequence[ActiveSecret]) -> 
 def comment_key(request: CoralRequest) -> str:
     """Coral sends no comment id before the comment exists: one derived from the request, so a
     resent request is stored once (an edit, with another body, is a new row)."""
-    fields = [request.tenantID, request.site.id, request.story.id, request.author.id, request.comment.parentID,
-              request.action, request.comment.body]
+    fields = [
+        request.tenantID,
+        request.site.id,
+        request.story.id,
+        request.author.id,
+        request.comment.parentID,
+        request.action,
+        request.comment.body,
+    ]
     digest = hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
     return f"coral:{digest[:40]}"
 
@@ -98,7 +105,9 @@ def community_of(request: CoralRequest, policy: CoralPolicy) -> str:
     return policy.community_id or f"coral:{request.site.id}"
 
 
-def decide(policy: CoralPolicy, request: CoralRequest, hostile: float, default_threshold: float) -> dict[str, Any] | None:
+def decide(
+    policy: CoralPolicy, request: CoralRequest, hostile: float, default_threshold: float
+) -> dict[str, Any] | None:
     """Coral's response body, or None for "no decision" (answered 204)."""
     threshold = policy.hostile_threshold if policy.hostile_threshold is not None else default_threshold
     if hostile < threshold:

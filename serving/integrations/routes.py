@@ -85,7 +85,7 @@ async def coral_moderation(
     try:
         coral = CoralRequest.model_validate_json(body)
     except ValidationError as exc:
-        raise HTTPException(422, summarize(describe_errors(exc.errors(include_url=False)))) from exc
+        raise HTTPException(422, summarize(describe_errors([dict(e) for e in exc.errors(include_url=False)]))) from exc
     text = html_to_text(coral.comment.body)
     if not text:
         return Response(status_code=204)  # nothing to score (an image or an embed alone)

@@ -13,7 +13,7 @@ never sees belonging's own `{"detail": ...}` shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -102,8 +102,9 @@ def from_validation(exc: RequestValidationError) -> PerspectiveError:
     if kind == "json_invalid":
         return invalid(f"Invalid JSON payload received. {first.get('ctx', {}).get('error', 'malformed JSON')}")
     if kind == "extra_forbidden":
-        return invalid(f'Invalid JSON payload received. Unknown name "{loc[-1]}" at "{_field(loc[:-1])}": '
-                       "Cannot find field.")
+        return invalid(
+            f'Invalid JSON payload received. Unknown name "{loc[-1]}" at "{_field(loc[:-1])}": Cannot find field.'
+        )
     if loc == ("body",) and kind in ("missing", "model_attributes_type", "dict_type"):
         return invalid("Invalid JSON payload received: expected a JSON object sent as application/json.")
     more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
@@ -128,7 +129,7 @@ def from_http(exc: HTTPException) -> PerspectiveError:
 class GoogleErrorRoute(APIRoute):
     """Answer every failure of the route in Google's error envelope."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def google_errors(request: Request) -> Response:
@@ -143,6 +144,8 @@ class GoogleErrorRoute(APIRoute):
             except ModelUnavailable as exc:
                 return PerspectiveError(503, str(exc), headers={"Retry-After": "1"}).response()
             except (Overloaded, BatcherStopped) as exc:
-                return PerspectiveError(503, f"server busy: {exc}; retry shortly", headers={"Retry-After": "1"}).response()
+                return PerspectiveError(
+                    503, f"server busy: {exc}; retry shortly", headers={"Retry-After": "1"}
+                ).response()
 
         return google_errors

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from anyio import to_thread
 from fastapi import APIRouter, Request
@@ -44,7 +45,7 @@ router = APIRouter(route_class=GoogleErrorRoute, tags=["perspective"])
 
 MAX_TEXT_BYTES = 20_480  # Perspective's limit: 20 KB of UTF-8
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
-PROBABILITY = "PROBABILITY"
+PROBABILITY: Final = "PROBABILITY"
 
 ERRORS = {
     400: {"description": "Invalid request, in Google's error envelope with a commentanalyzer errorType."},

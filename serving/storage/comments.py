@@ -169,8 +169,10 @@ def _bump_threads(session: Session, rows: Sequence[NewComment], now: datetime) -
                 "updated_at": new.updated_at,
             },
         )
-        after = session.execute(stmt.returning(Thread.status, Thread.comment_count, Thread.hostile_count)).one()
-        bumped.append(BumpedThread(community_id, thread_id, *after, len(members), len(hostile_times)))
+        status, count, hostile = session.execute(
+            stmt.returning(Thread.status, Thread.comment_count, Thread.hostile_count)
+        ).one()
+        bumped.append(BumpedThread(community_id, thread_id, status, count, hostile, len(members), len(hostile_times)))
     thread_bumped(session, bumped)
 
 

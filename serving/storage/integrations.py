@@ -127,9 +127,7 @@ def add_coral_secret(
     ):
         if existing.fingerprint == digest and box.decrypt(existing.ciphertext) == secret:
             raise ValueError(f"this secret is already active for {name!r} (secret {existing.id})")
-    stored = CoralSecret(
-        integration_id=row.id, ciphertext=box.encrypt(secret), fingerprint=digest, created_at=utcnow()
-    )
+    stored = CoralSecret(integration_id=row.id, ciphertext=box.encrypt(secret), fingerprint=digest, created_at=utcnow())
     session.add(stored)
     session.flush()
     return row, stored

@@ -445,7 +445,9 @@ def delivery_log(
 
 def attempts_of(session: Session, delivery_id: int) -> list[WebhookAttempt]:
     return list(
-        session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.id))
+        session.scalars(
+            select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.id)
+        )
     )
 
 

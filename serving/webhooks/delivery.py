@@ -198,25 +198,54 @@ class DeliveryWorker:
             if delivery is None or delivery.status != "pending":
                 return True
             if outcome.ok:
-                record_attempt(session, delivery, at=now, status_code=outcome.status_code, error=None,
-                               duration_ms=outcome.duration_ms, outcome="delivered")
+                record_attempt(
+                    session,
+                    delivery,
+                    at=now,
+                    status_code=outcome.status_code,
+                    error=None,
+                    duration_ms=outcome.duration_ms,
+                    outcome="delivered",
+                )
                 return True
             if outcome.status_code == 410:
-                record_attempt(session, delivery, at=now, status_code=410, error=outcome.error,
-                               duration_ms=outcome.duration_ms, outcome="failed")
+                record_attempt(
+                    session,
+                    delivery,
+                    at=now,
+                    status_code=410,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    outcome="failed",
+                )
                 disable_endpoint(session, endpoint_id, f"answered 410 Gone at {now:%Y-%m-%d %H:%M:%S} UTC")
                 log.warning("webhook endpoint %d answered 410 Gone: disabled", endpoint_id)
                 return False
             if delivery.attempts + 1 >= self.settings.max_attempts:
-                record_attempt(session, delivery, at=now, status_code=outcome.status_code, error=outcome.error,
-                               duration_ms=outcome.duration_ms, outcome="failed")
+                record_attempt(
+                    session,
+                    delivery,
+                    at=now,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    outcome="failed",
+                )
                 log.warning("webhook delivery %d failed after %d attempts", delivery_id, delivery.attempts)
                 return True  # given up: the next event may go
             wait = backoff(delivery.attempts + 1, self.settings, self.rng)
             if outcome.retry_after is not None:
                 wait = max(wait, min(outcome.retry_after, self.settings.retry_max_delay_seconds))
-            record_attempt(session, delivery, at=now, status_code=outcome.status_code, error=outcome.error,
-                           duration_ms=outcome.duration_ms, outcome="pending", retry_in=timedelta(seconds=wait))
+            record_attempt(
+                session,
+                delivery,
+                at=now,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+                outcome="pending",
+                retry_in=timedelta(seconds=wait),
+            )
             return False
 
 

@@ -62,7 +62,9 @@ def check_community(session: Session, settings: WebhookSettings, community_id: s
         if window.share < baseline.share + settings.spike_margin / 2:
             open_spike.ended_at = now
         return False
-    enough = window.comments >= settings.spike_min_comments and baseline.comments >= settings.spike_min_baseline_comments
+    enough = (
+        window.comments >= settings.spike_min_comments and baseline.comments >= settings.spike_min_baseline_comments
+    )
     if not enough or window.share < limit:
         return False
     session.add(
@@ -75,10 +77,20 @@ def check_community(session: Session, settings: WebhookSettings, community_id: s
         EVENT,
         {
             "community_id": community_id or None,
-            "window": {"start": rfc3339(window_start), "end": rfc3339(now), "comments": window.comments,
-                       "hostile": window.hostile, "hostile_share": round(window.share, 6)},
-            "baseline": {"start": rfc3339(baseline_start), "end": rfc3339(window_start), "comments": baseline.comments,
-                         "hostile": baseline.hostile, "hostile_share": round(baseline.share, 6)},
+            "window": {
+                "start": rfc3339(window_start),
+                "end": rfc3339(now),
+                "comments": window.comments,
+                "hostile": window.hostile,
+                "hostile_share": round(window.share, 6),
+            },
+            "baseline": {
+                "start": rfc3339(baseline_start),
+                "end": rfc3339(window_start),
+                "comments": baseline.comments,
+                "hostile": baseline.hostile,
+                "hostile_share": round(baseline.share, 6),
+            },
             "margin": settings.spike_margin,
         },
         subject=community_id,

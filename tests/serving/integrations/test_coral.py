@@ -102,7 +102,9 @@ def test_a_welcoming_comment_gets_no_decision(coral, db_url):
 def test_flag_without_withholding_and_staff_left_alone(coral, db_url):
     add(db_url, NEW)
     body = coral_body("go back")
-    assert post(coral, body, sign(NEW, body)).json() == {"actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_TOXIC"}]}
+    assert post(coral, body, sign(NEW, body)).json() == {
+        "actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_TOXIC"}]
+    }
     staff = coral_body("go back, idiot", role="MODERATOR")
     assert post(coral, staff, sign(NEW, staff)).status_code == 204
 
@@ -128,7 +130,9 @@ def test_rotation_accepts_either_secret_until_the_old_one_is_revoked(coral, db_u
     add(db_url, NEW)
     assert post(coral, body, sign(NEW, body)).status_code == 200
     assert post(coral, body, sign(OLD, body)).status_code == 200
-    result = runner.invoke(cli, ["integrations", "coral", "revoke", "news", "--secret", str(old_id), "--database-url", db_url])
+    result = runner.invoke(
+        cli, ["integrations", "coral", "revoke", "news", "--secret", str(old_id), "--database-url", db_url]
+    )
     assert result.exit_code == 0, result.output
     assert post(coral, body, sign(OLD, body)).status_code == 401
     assert post(coral, body, both).status_code == 200
@@ -144,7 +148,9 @@ def test_a_signed_body_that_is_not_corals_request_is_422(coral, db_url):
 
 def test_cli_adds_lists_and_revokes_with_secrets_encrypted_at_rest(db_url, secrets_key_file):
     args = ["--database-url", db_url]
-    added = runner.invoke(cli, ["integrations", "coral", "add", "news", "--withhold", "--threshold", "0.7", *args], input=NEW + "\n")
+    added = runner.invoke(
+        cli, ["integrations", "coral", "add", "news", "--withhold", "--threshold", "0.7", *args], input=NEW + "\n"
+    )
     assert added.exit_code == 0, added.output
     again = runner.invoke(cli, ["integrations", "coral", "add", "news", *args], input=NEW + "\n")
     assert again.exit_code == 2

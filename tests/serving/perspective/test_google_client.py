@@ -114,10 +114,16 @@ def test_errors_arrive_in_googles_envelope(live_url, keys):
     assert error_of(caught.value)["details"][0]["errorType"] == "NO_REQUESTED_ATTRIBUTES"
 
     with pytest.raises(HttpError) as caught:
-        service.comments().analyze(body={"comment": {"text": "x" * 20_481}, "requestedAttributes": {"TOXICITY": {}}}).execute()
+        service.comments().analyze(
+            body={"comment": {"text": "x" * 20_481}, "requestedAttributes": {"TOXICITY": {}}}
+        ).execute()
     assert error_of(caught.value)["details"][0]["errorType"] == "COMMENT_TOO_LONG"
 
-    body = {"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}, "SEVERE_TOXICITY": {}}, "languages": ["it"]}
+    body = {
+        "comment": {"text": "hi"},
+        "requestedAttributes": {"TOXICITY": {}, "SEVERE_TOXICITY": {}},
+        "languages": ["it"],
+    }
     with pytest.raises(HttpError) as caught:
         service.comments().analyze(body=body).execute()
     error = error_of(caught.value)

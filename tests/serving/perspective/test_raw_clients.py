@@ -26,7 +26,12 @@ def coral_request(client, endpoint: str, key: str, text: str, *, model: str = "T
     """coralproject/talk services/perspective/perspective.ts: the URL is path.join(endpoint.pathname,
     "/comments:analyze") with ?key=, the body JSON.stringify'd in this key order."""
     url = posixpath.join(endpoint, "comments:analyze") + f"?key={key}"
-    body = {"comment": {"text": text}, "doNotStore": do_not_store, "requestedAttributes": {model: {}}, "languages": ["en"]}
+    body = {
+        "comment": {"text": text},
+        "doNotStore": do_not_store,
+        "requestedAttributes": {model: {}},
+        "languages": ["en"],
+    }
     return client.post(url, content=json.dumps(body), headers={"Content-Type": "application/json"})
 
 
@@ -42,7 +47,12 @@ def test_coral_reads_the_toxicity_summary_score(client, keys, db_url, endpoint):
 
 
 def test_do_not_store_false_stores_in_the_community(client, keys, db_url):
-    body = {"comment": {"text": "go back"}, "requestedAttributes": {"HOSTILE": {}}, "communityId": "forum", "clientToken": "c1"}
+    body = {
+        "comment": {"text": "go back"},
+        "requestedAttributes": {"HOSTILE": {}},
+        "communityId": "forum",
+        "clientToken": "c1",
+    }
     first = client.post(f"/v1alpha1/comments:analyze?key={keys.score}", json=body)
     again = client.post(f"/v1alpha1/comments:analyze?key={keys.score}", json=body)  # a retry is stored once
     assert first.json() == again.json()
@@ -54,13 +64,25 @@ def test_do_not_store_false_stores_in_the_community(client, keys, db_url):
 def test_npm_perspective_api_client_shape(client, keys):
     """sloria/perspective-api-client: axios.post(URL, merge(resource, {requestedAttributes, doNotStore}),
     {params: {key}}); on failure it reads response.data.error.message."""
-    headers = {"Content-Type": "application/json", "Accept": "application/json, text/plain, */*", "User-Agent": "axios/0.18.1"}
-    body = {"comment": {"text": "what song is this? welcome!"}, "requestedAttributes": {"TOXICITY": {}, "CURIOSITY_EXPERIMENTAL": {}}, "doNotStore": True}
-    response = client.post("/v1alpha1/comments:analyze", params={"key": keys.score}, content=json.dumps(body), headers=headers)
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/plain, */*",
+        "User-Agent": "axios/0.18.1",
+    }
+    body = {
+        "comment": {"text": "what song is this? welcome!"},
+        "requestedAttributes": {"TOXICITY": {}, "CURIOSITY_EXPERIMENTAL": {}},
+        "doNotStore": True,
+    }
+    response = client.post(
+        "/v1alpha1/comments:analyze", params={"key": keys.score}, content=json.dumps(body), headers=headers
+    )
     data = response.json()
     assert data["attributeScores"]["CURIOSITY_EXPERIMENTAL"]["summaryScore"]["value"] == 0.8
     assert data["attributeScores"]["TOXICITY"]["summaryScore"]["value"] == 0.05
-    failed = client.post("/v1alpha1/comments:analyze", params={"key": "wrong"}, content=json.dumps(body), headers=headers)
+    failed = client.post(
+        "/v1alpha1/comments:analyze", params={"key": "wrong"}, content=json.dumps(body), headers=headers
+    )
     assert failed.status_code == 401
     assert failed.json()["error"]["message"] == "API key not valid. Please pass a valid API key."
 
@@ -68,8 +90,18 @@ def test_npm_perspective_api_client_shape(client, keys):
 def test_other_ways_to_send_the_key_and_googles_query_parameters(client, keys):
     body = {"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}}, "doNotStore": True}
     query = "alt=json&prettyPrint=false&fields=attributeScores&quotaUser=u1&%24.xgafv=2"
-    assert client.post(f"/v1alpha1/comments:analyze?{query}", json=body, headers={"x-goog-api-key": keys.score}).status_code == 200
-    assert client.post("/v1alpha1/comments:analyze", json=body, headers={"Authorization": f"Bearer {keys.score}"}).status_code == 200
+    assert (
+        client.post(
+            f"/v1alpha1/comments:analyze?{query}", json=body, headers={"x-goog-api-key": keys.score}
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/v1alpha1/comments:analyze", json=body, headers={"Authorization": f"Bearer {keys.score}"}
+        ).status_code
+        == 200
+    )
     missing = client.post("/v1alpha1/comments:analyze", json=body)
     assert missing.status_code == 401
     assert missing.json()["error"]["status"] == "UNAUTHENTICATED"
@@ -110,7 +142,9 @@ def test_a_rate_limit_is_answered_as_rate_limit_exceeded(client, keys):
         raise HTTPException(429, "60 requests per minute", headers={"Retry-After": "7"})
 
     client.app.dependency_overrides[perspective_key] = limited
-    response = client.post("/v1alpha1/comments:analyze", json={"comment": {"text": "x"}, "requestedAttributes": {"TOXICITY": {}}})
+    response = client.post(
+        "/v1alpha1/comments:analyze", json={"comment": {"text": "x"}, "requestedAttributes": {"TOXICITY": {}}}
+    )
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "7"
     error = response.json()["error"]
@@ -127,7 +161,10 @@ def test_model_loading_is_unavailable_in_the_envelope(make_client, settings, key
     slow.gate.clear()  # warm-up blocks: the model never becomes ready during this test
     client = make_client(settings, slow, ready=False)
     try:
-        response = client.post(f"/v1alpha1/comments:analyze?key={keys.score}", json={"comment": {"text": "x"}, "requestedAttributes": {"TOXICITY": {}}})
+        response = client.post(
+            f"/v1alpha1/comments:analyze?key={keys.score}",
+            json={"comment": {"text": "x"}, "requestedAttributes": {"TOXICITY": {}}},
+        )
         assert response.status_code == 503
         assert response.json()["error"]["status"] == "UNAVAILABLE"
         assert response.headers["Retry-After"] == "1"
@@ -168,6 +205,10 @@ def test_coral_feedback_via_suggestscore_is_exported_for_training(client, keys, 
     row = json.loads(out.read_text())
     assert row["source"] == "perspective-suggest"
     assert (row["text"], row["lang"], row["hostile"], row["welcoming"], row["curious"]) == (
-        "go back to your country", "en", 1, None, None
+        "go back to your country",
+        "en",
+        1,
+        None,
+        None,
     )
     assert row["client_token"] == "comment:42"

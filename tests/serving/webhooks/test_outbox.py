@@ -100,7 +100,12 @@ def test_thread_resolved_commits_or_rolls_back_with_the_resolution(sessions, mak
         set_thread_status(session, thread_pk=thread_pk, action="resolve", reason="removed", actor=actor)
     [event] = events(sessions, "thread.resolved")
     data = json.loads(event.payload)["data"]
-    assert (data["thread_id"], data["status"], data["resolved_by"], data["reason"]) == ("t1", "resolved", "cli:alice", "removed")
+    assert (data["thread_id"], data["status"], data["resolved_by"], data["reason"]) == (
+        "t1",
+        "resolved",
+        "cli:alice",
+        "removed",
+    )
     assert events(sessions, "thread.flagged") == []  # nobody subscribes to it
 
 

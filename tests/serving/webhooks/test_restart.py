@@ -49,7 +49,9 @@ def start_server(db_url: str, port: int, env: dict[str, str]) -> subprocess.Pope
 
 def pending(sessions, endpoint_id: int) -> int:
     with sessions() as session:
-        statuses = list(session.scalars(select(WebhookDelivery.status).where(WebhookDelivery.endpoint_id == endpoint_id)))
+        statuses = list(
+            session.scalars(select(WebhookDelivery.status).where(WebhookDelivery.endpoint_id == endpoint_id))
+        )
     assert set(statuses) <= {"pending", "delivered"}
     return statuses.count("pending")
 
@@ -99,7 +101,9 @@ def test_every_event_arrives_in_order_across_a_killed_server(db_url, keys, make_
             # While the server is down, moderators resolve threads: the events wait in the outbox.
             with sessions.begin() as session:
                 for pk in session.scalars(select(Thread.id).order_by(Thread.id).limit(2)):
-                    set_thread_status(session, thread_pk=pk, action="resolve", reason="handled", actor=Actor(None, "cli:x"))
+                    set_thread_status(
+                        session, thread_pk=pk, action="resolve", reason="handled", actor=Actor(None, "cli:x")
+                    )
             server = start_server(db_url, port, env)
             flag_thread(base, keys.score, "t9")
             with sessions() as session:

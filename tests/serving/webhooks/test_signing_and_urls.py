@@ -33,7 +33,11 @@ def test_signature_is_the_spec_hmac_of_id_timestamp_body():
 
 def test_secrets_are_whsec_base64_of_24_to_64_bytes():
     assert len(secret_key(generate_secret())) == 32
-    for bad, why in [("abc", "starts with"), ("whsec_!!", "base64"), ("whsec_" + base64.b64encode(b"x" * 8).decode(), "24 to 64")]:
+    for bad, why in [
+        ("abc", "starts with"),
+        ("whsec_!!", "base64"),
+        ("whsec_" + base64.b64encode(b"x" * 8).decode(), "24 to 64"),
+    ]:
         with pytest.raises(ValueError, match=why):
             secret_key(bad)
 

@@ -93,13 +93,9 @@ def upgrade() -> None:
         sa.Column("last_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("delivered_at", sa.DateTime(), nullable=True),
-        sa.CheckConstraint(
-            "status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"
-        ),
+        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"),
     )
-    op.create_index(
-        "ix_webhook_deliveries_endpoint_status", "webhook_deliveries", ["endpoint_id", "status", "id"]
-    )
+    op.create_index("ix_webhook_deliveries_endpoint_status", "webhook_deliveries", ["endpoint_id", "status", "id"])
     op.create_index("ix_webhook_deliveries_event", "webhook_deliveries", ["event_id"])
     op.create_table(
         "webhook_attempts",
