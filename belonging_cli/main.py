@@ -15,12 +15,14 @@ import typer
 from belonging_cli import (
     db_cmds,
     feedback_cmds,
+    integrations_cmds,
     keys_cmds,
     replay_cmds,
     score_cmds,
     serve_cmds,
     train_cmds,
     users_cmds,
+    webhooks_cmds,
 )
 
 app = typer.Typer(
@@ -52,6 +54,8 @@ app.add_typer(db_cmds.app, name="db")
 app.command("replay")(replay_cmds.replay_command)
 app.add_typer(users_cmds.app, name="users")
 app.add_typer(feedback_cmds.app, name="feedback")
+app.add_typer(integrations_cmds.app, name="integrations")
+app.add_typer(webhooks_cmds.app, name="webhooks")
 
 if __name__ == "__main__":
     app()

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
@@ -25,10 +26,13 @@ from serving.api.routes import ROUTERS
 from serving.api.scoring import ScoringService
 from serving.engine.batching import PredictorLike
 from serving.engine.bundle import Bundle, BundleError, load_bundle
+from serving.integrations.routes import router as integrations_router
 from serving.labels import TAGS
 from serving.moderation import install_moderation
+from serving.perspective.routes import router as perspective_router
 from serving.runtime import ModelUnavailable, Runtime
 from serving.settings import Settings
+from serving.webhooks.delivery import webhook_worker
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +65,16 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
         on_ready=lambda ready: metrics.model_ready.set(1 if ready else 0),
     )
 
+    webhooks = webhook_worker(runtime.sessions, settings.flag_limits)  # outbox delivery (serving/webhooks)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        webhooks.start()
         try:
             yield
         finally:
+            await to_thread.run_sync(webhooks.stop)
             await runtime.stop()
 
     # Prometheus (/metrics) is the telemetry here; FastAPI's OpenTelemetry hooks cost time per request.
@@ -78,6 +86,7 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.runtime = runtime
+    app.state.webhooks = webhooks
     app.state.metrics = metrics
     app.state.key_store = KeyStore(runtime.sessions, settings.key_cache_seconds)
     app.state.scoring = ScoringService(runtime, metrics)
@@ -89,5 +98,7 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(perspective_router)  # Perspective-compatible routes (serving/perspective)
+    app.include_router(integrations_router)  # Coral's external moderation phase (serving/integrations)
     install_moderation(app)  # moderator pages, their static files and security headers (serving/moderation)
     return app

@@ -31,6 +31,7 @@ from serving.moderation.review import decisions_for, final_labels
 from serving.storage.comments import tags_of
 from serving.storage.models import Comment
 from serving.storage.moderation import CommentLabel, Moderator
+from serving.storage.perspective import suggestion_rows
 
 CHUNK = 400
 
@@ -91,6 +92,10 @@ def write_feedback(db: Session, out: Path, since: datetime | None = None) -> int
     n = 0
     with tmp.open("w", encoding="utf-8") as handle:
         for row in feedback_rows(db, since):
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+        # Scores suggested through the Perspective-compatible comments:suggestscore (unknown tags null).
+        for row in suggestion_rows(db, since):
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     tmp.replace(out)

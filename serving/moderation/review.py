@@ -23,6 +23,7 @@ from serving.moderation.audit import Actor, record
 from serving.storage.comments import tags_of
 from serving.storage.models import Comment, Thread
 from serving.storage.moderation import CommentLabel
+from serving.storage.webhooks import thread_resolved
 from serving.timefmt import utcnow
 
 COMMENT_ACTIONS = ("confirm", "reject", "add", "clear", "accept")
@@ -159,6 +160,8 @@ def set_thread_status(db: Session, *, thread_pk: int, action: str, reason: str, 
         return False
     before = {"status": thread.status}
     thread.status = status
+    if status == "resolved":  # the webhook event commits (or rolls back) with the change
+        thread_resolved(db, thread, actor=actor.name, reason=reason or None)
     record(
         db,
         actor,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from serving.labels import TAGS
 from serving.storage.models import Comment, Thread
+from serving.storage.webhooks import BumpedThread, thread_bumped
 from serving.timefmt import utcnow
 
 Key = tuple[str, str]  # (community_id, comment_id); community "" when none was given
@@ -130,11 +131,13 @@ def insert_scored(session: Session, rows: Sequence[NewComment], *, model_name: s
 
 
 def _bump_threads(session: Session, rows: Sequence[NewComment], now: datetime) -> None:
-    """Add freshly inserted comments to their threads' counters (creating the threads)."""
+    """Add freshly inserted comments to their threads' counters (creating the threads), and write
+    a `thread.flagged` webhook event, in this transaction, for each thread that became flagged."""
     groups: dict[tuple[str, str], list[NewComment]] = defaultdict(list)
     for r in rows:
         assert r.thread_id is not None
         groups[(r.community_id, r.thread_id)].append(r)
+    bumped = []
     for (community_id, thread_id), members in sorted(groups.items()):
         hostile_times = [m.created_at for m in members if "hostile" in m.tags]
         counts = {f"{tag}_count": sum(tag in m.tags for m in members) for tag in TAGS}
@@ -166,7 +169,11 @@ def _bump_threads(session: Session, rows: Sequence[NewComment], now: datetime) -
                 "updated_at": new.updated_at,
             },
         )
-        session.execute(stmt)
+        status, count, hostile = session.execute(
+            stmt.returning(Thread.status, Thread.comment_count, Thread.hostile_count)
+        ).one()
+        bumped.append(BumpedThread(community_id, thread_id, status, count, hostile, len(members), len(hostile_times)))
+    thread_bumped(session, bumped)
 
 
 def _thread_query(thread_id: str, community_id: str | None) -> Select[Any]:

@@ -63,7 +63,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def all_metadata() -> MetaData:
     """The metadata of every table: the scoring tables (`models`) and the moderation ones (`moderation`)."""
-    from serving.storage import moderation  # noqa: F401  (registers its tables on Base)
+    from serving.storage import (  # noqa: F401  (issue 10's tables)
+        integrations,
+        moderation,  # noqa: F401  (registers its tables on Base)
+        perspective,
+        webhooks,
+    )
     from serving.storage.models import Base
 
     return Base.metadata

@@ -9,6 +9,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 import serving.storage.moderation  # noqa: F401  (registers the tables on Base)
+from serving.storage import integrations, perspective, webhooks  # noqa: F401  (issue 10's tables)
 from serving.storage.db import alembic_config, current_revision, head_revision, make_engine, upgrade
 from serving.storage.models import Base
 

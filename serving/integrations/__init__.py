@@ -1,0 +1,1 @@
+"""Integrations with comment platforms: Coral's external moderation phase (`routes.router`)."""
