@@ -37,6 +37,8 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("serving.api", ("serving.moderation",), ()),
     ("serving.moderation", ("serving.api",), ("serving.api.deps",)),
     ("training", ("serving", "belonging_cli"), ("serving.engine", "serving.labels")),
+    # The public Python API: the engine only, so `import belonging` loads no web stack or database.
+    ("belonging", (*WEB, "sqlalchemy", "alembic", "serving", *TRAINING_STACK), ("serving.engine",)),
 ]
 # The one place the API mounts the pages: the app factory composes both.
 ALLOWED = {("serving.api.app", "serving.moderation")}
