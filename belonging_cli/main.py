@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from belonging_cli import (
+    consume_cmds,
     db_cmds,
     feedback_cmds,
     keys_cmds,
@@ -52,6 +53,7 @@ app.add_typer(db_cmds.app, name="db")
 app.command("replay")(replay_cmds.replay_command)
 app.add_typer(users_cmds.app, name="users")
 app.add_typer(feedback_cmds.app, name="feedback")
+app.command("consume")(consume_cmds.consume)
 
 if __name__ == "__main__":
     app()

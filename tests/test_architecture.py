@@ -35,6 +35,12 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("serving.runtime", (*WEB, "serving.api", "serving.moderation"), ()),
     ("serving.settings", (*WEB, "serving.api", "serving.moderation"), ()),
     ("serving.api", ("serving.moderation",), ()),
+    # The stream consumer: a door beside the HTTP one; it shares the API's comment schema only.
+    (
+        "serving.consumer",
+        (*WEB, "serving.api", "serving.moderation", "serving.runtime"),
+        ("serving.api.schemas",),
+    ),
     ("serving.moderation", ("serving.api",), ("serving.api.deps",)),
     ("training", ("serving", "belonging_cli"), ("serving.engine", "serving.labels")),
     # The public Python API: the engine only, so `import belonging` loads no web stack or database.

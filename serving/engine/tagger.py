@@ -100,14 +100,13 @@ class Tagger:
     def score(self, texts: Iterable[str], langs: Sequence[str | None] | None = None) -> list[Scored]:
         """Score texts; results in input order. `langs` are optional hints (None: detect).
 
-        A text that is not a string, or is empty, raises ValueError naming its position.
+        A text that is not a string raises ValueError naming its position; a blank one is scored,
+        as `/v1/score` scores it.
         """
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ValueError(f"texts[{i}] is {type(text).__name__}, expected a string")
-            if not text.strip():
-                raise ValueError(f"texts[{i}] is empty: there is nothing to score")
         if langs is not None and len(langs) != len(texts):
             raise ValueError(f"got {len(langs)} language hints for {len(texts)} texts")
         hints: list[str | None] = list(langs) if langs is not None else [None] * len(texts)

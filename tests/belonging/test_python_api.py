@@ -73,7 +73,7 @@ def test_score_keeps_input_order_over_chunks_and_honours_hints(tagger, monkeypat
     ("texts", "langs", "message"),
     [
         (["fine", 3], None, "texts[1] is int, expected a string"),
-        (["fine", "  "], None, "texts[1] is empty: there is nothing to score"),
+        ([None], None, "texts[0] is NoneType, expected a string"),
         (["a", "b"], ["en"], "got 1 language hints for 2 texts"),
     ],
 )
