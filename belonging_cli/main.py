@@ -20,6 +20,7 @@ from belonging_cli import (
     replay_cmds,
     score_cmds,
     serve_cmds,
+    spark_cmds,
     train_cmds,
     users_cmds,
 )
@@ -54,6 +55,7 @@ app.command("replay")(replay_cmds.replay_command)
 app.add_typer(users_cmds.app, name="users")
 app.add_typer(feedback_cmds.app, name="feedback")
 app.command("consume")(consume_cmds.consume)
+app.command("spark-score")(spark_cmds.spark_score)
 
 if __name__ == "__main__":
     app()

@@ -43,6 +43,8 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ),
     ("serving.moderation", ("serving.api",), ("serving.api.deps",)),
     ("training", ("serving", "belonging_cli"), ("serving.engine", "serving.labels")),
+    # Batch scoring on data engines: the engine only.
+    ("serving.batch", (*WEB, "sqlalchemy", "alembic", "serving"), ("serving.batch", "serving.engine")),
     # The public Python API: the engine only, so `import belonging` loads no web stack or database.
     ("belonging", (*WEB, "sqlalchemy", "alembic", "serving", *TRAINING_STACK), ("serving.engine",)),
 ]
