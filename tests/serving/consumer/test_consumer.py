@@ -69,10 +69,12 @@ def test_scores_stores_publishes_and_acknowledges(redis_client, tagger, sessions
     out = published(redis_client, streams.out)
     assert [o["entry"] for o in out] == [ids[0].decode(), ids[1].decode(), ids[3].decode(), ids[4].decode()]
     assert [(o["id"], o["community_id"]) for o in out] == [("c1", ""), ("c2", ""), ("c1", ""), ("c4", "other")]
-    direct = tagger.score(["Welcome! where are you from?", "滚回去"])
-    for o, want in zip(out[:2], direct, strict=True):
+    # The comments the consumer scored together, scored together again: the same batches, the same
+    # results (int8 scales activations per batch, so other company could move a score slightly).
+    direct = tagger.score(["Welcome! where are you from?", "滚回去", "hi"], [None, None, "en"])
+    for o, want in zip([out[0], out[1], out[3]], direct, strict=True):
         assert json.loads(o["tags"]) == want.tags and o["lang"] == want.lang and o["truncated"] == "false"
-        assert json.loads(o["scores"]) == {k: pytest.approx(v, abs=5e-3) for k, v in want.scores.items()}
+        assert json.loads(o["scores"]) == want.scores
     assert out[2]["scores"] == out[0]["scores"]  # the duplicate answers with the stored result
     assert out[3]["lang"] == "en" and out[0]["model"] == tagger.name
 
