@@ -164,6 +164,7 @@ class StreamConsumer:
             self._next_claim = now if full else now + min(self.config.claim_idle_ms / 2000, 5.0)
             if claimed:
                 self.process(claimed)
+                self._update_gauges()
                 return len(claimed)
         entries = self._read(">", block=self.config.block_ms)
         if entries:
