@@ -149,7 +149,8 @@ def bench_spark(texts: list[str], bundle: Path, work: Path, master: str) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "default")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "xlmt_tweets.jsonl")
+    corpora = Path(os.environ.get("BELONG_CORPORA", ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=corpora / "xlmt_tweets.jsonl", help="JSON Lines with `text`.")
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--redis-port", type=int, default=16390)
     parser.add_argument("--master", default="local[2]")
@@ -159,6 +160,8 @@ def main() -> None:
     from serving.engine.predictor import Predictor
     from serving.engine.tagger import Tagger
 
+    if not args.data.is_file():
+        sys.exit(f"{args.data} not found: pass --data FILE (JSON Lines with a `text` field) or set BELONG_CORPORA")
     texts = load_texts(args.data, args.limit)
     print(f"{len(texts)} texts from {args.data}; bundle {args.bundle}; {os.cpu_count()} CPU(s); "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
