@@ -3,7 +3,7 @@
 Usage:
     belong spark-score --input comments.parquet --output scored.parquet \
         [--bundle models/default] [--text-column text] [--lang-column lang] [--master local[*]] \
-        [--partitions N] [--ship-bundle] [--overwrite]
+        [--partitions N] [--ship-bundle] [--overwrite] [--conf spark.executor.memory=4g ...]
 
 Adds `score_<tag>`, `tags`, `lang` and `truncated` to every row (nulls where there is no text).
 See docs/scale-out.md.
@@ -37,6 +37,9 @@ def spark_score(
         bool, typer.Option(help="Send the bundle to the executors with the job (no shared filesystem).")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace the output if it exists.")] = False,
+    conf: Annotated[
+        list[str], typer.Option("--conf", help="A Spark setting KEY=VALUE (repeatable), e.g. spark.executor.memory=4g.")
+    ] = [],
 ) -> None:
     """Score a Parquet dataset with Spark: one model load per executor, batches through mapInPandas."""
     try:
@@ -49,9 +52,18 @@ def spark_score(
     from serving.batch.spark import score_dataframe
     from serving.engine.bundle import BundleError
 
+    settings = {}
+    for item in conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--conf {item!r}: expected KEY=VALUE")
+        settings[key.strip()] = value
     # Executors' Python workers run this interpreter (and so find this install of belonging).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = SparkSession.builder.master(master).appName("belong spark-score").getOrCreate()
+    builder = SparkSession.builder.master(master).appName("belong spark-score")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     try:
         try:
             source = spark.read.parquet(input_path)

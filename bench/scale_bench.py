@@ -121,7 +121,7 @@ def bench_spark(texts: list[str], bundle: Path, work: Path, master: str) -> tupl
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "belonging_cli.main", "spark-score", "--bundle", str(bundle)]
     command += ["--input", str(source), "--output", str(work / "cli.parquet"), "--master", master]
-    command += ["--partitions", partitions]
+    command += ["--partitions", partitions, "--conf", "spark.ui.showConsoleProgress=false"]
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
     end_to_end = time.perf_counter() - started

@@ -58,7 +58,7 @@ def test_spark_score_matches_belong_score(tiny_bundle, tmp_path):
 
     out = tmp_path / "scored.parquet"
     args = ["spark-score", "--input", str(source), "--output", str(out), "--bundle", str(tiny_bundle)]
-    result = runner.invoke(app, [*args, "--master", "local[2]"])
+    result = runner.invoke(app, [*args, "--master", "local[2]", "--conf", "spark.ui.enabled=false"])
     assert result.exit_code == 0, result.output
     assert "7 rows scored into" in result.output
     scored = pd.read_parquet(out).sort_values("n").reset_index(drop=True)
