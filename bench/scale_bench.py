@@ -133,7 +133,13 @@ def bench_spark(texts: list[str], bundle: Path, work: Path, master: str) -> tupl
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ["PYTHONPATH"] = str(ROOT)
     started = time.perf_counter()
-    spark = SparkSession.builder.master(master).appName("scale_bench").config("spark.ui.enabled", "false").getOrCreate()
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("scale_bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     session = time.perf_counter() - started
     try:
