@@ -53,7 +53,7 @@ bench: model
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy training serving belonging_cli
+	$(BIN)/mypy training serving belonging_cli belonging
 
 format: install
 	$(BIN)/ruff format .

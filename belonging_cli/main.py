@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from belonging_cli import (
+    consume_cmds,
     db_cmds,
     feedback_cmds,
     integrations_cmds,
@@ -20,6 +21,7 @@ from belonging_cli import (
     replay_cmds,
     score_cmds,
     serve_cmds,
+    spark_cmds,
     train_cmds,
     users_cmds,
     webhooks_cmds,
@@ -56,6 +58,8 @@ app.add_typer(users_cmds.app, name="users")
 app.add_typer(feedback_cmds.app, name="feedback")
 app.add_typer(integrations_cmds.app, name="integrations")
 app.add_typer(webhooks_cmds.app, name="webhooks")
+app.command("consume")(consume_cmds.consume)
+app.command("spark-score")(spark_cmds.spark_score)
 
 if __name__ == "__main__":
     app()

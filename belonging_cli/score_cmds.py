@@ -19,14 +19,17 @@ BATCH = 256
 def score(
     bundle: Annotated[Path, typer.Option(help="Bundle folder.")],
     input_path: Annotated[Path, typer.Option("--input", help="JSON Lines with at least a `text` field.")],
-    output: Annotated[Path, typer.Option(help="JSON Lines: input fields plus `scores` and `tags`.")],
+    output: Annotated[Path, typer.Option(help="JSON Lines: input fields plus `scores`, `tags` and `lang`.")],
 ) -> None:
-    """Score every line; a line without usable text gets an `error` field and the rest go on."""
+    """Score every line; a line without usable text gets an `error` field and the rest go on.
+
+    A string `lang` field is taken as the language hint; otherwise the language is detected.
+    """
     from serving.engine.bundle import BundleError
-    from serving.engine.predictor import Predictor
+    from serving.engine.tagger import Tagger
 
     try:
-        predictor = Predictor.from_path(bundle)
+        tagger = Tagger.load(bundle)
     except BundleError as exc:
         raise fail(str(exc)) from exc
     scored = failed = 0
@@ -35,8 +38,9 @@ def score(
 
         def flush() -> None:
             usable = [r for r in pending if "error" not in r]
-            for record, prediction in zip(usable, predictor.predict([r["text"] for r in usable]), strict=True):
-                record["scores"], record["tags"] = prediction.scores, prediction.tags
+            hints = [r["lang"] if isinstance(r.get("lang"), str) and r["lang"].strip() else None for r in usable]
+            for record, result in zip(usable, tagger.score([r["text"] for r in usable], hints), strict=True):
+                record["scores"], record["tags"], record["lang"] = result.scores, result.tags, result.lang
             for record in pending:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             pending.clear()

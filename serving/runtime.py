@@ -21,6 +21,7 @@ from anyio import to_thread
 from serving.engine.batching import MicroBatcher, PredictorLike
 from serving.engine.bundle import Bundle, BundleMeta
 from serving.engine.lang import language_detector, parse_languages
+from serving.engine.tagger import Tagger
 from serving.settings import Settings
 from serving.storage.db import check_at_head, make_engine, make_sessionmaker, upgrade
 from serving.storage.writer import GroupWriter
@@ -72,6 +73,7 @@ class Runtime:
         self.sessions = make_sessionmaker(self.engine)
         self.writer = GroupWriter(self.sessions, model_name=self.model_name, model_version=self.model_version)
         self.batcher: MicroBatcher | None = None
+        self.tagger: Tagger | None = None
         self.ready = False
         self.load_error: str | None = None
         self._load_task: asyncio.Future[None] | None = None
@@ -93,9 +95,15 @@ class Runtime:
                 assert self.bundle is not None
                 log.info("loading %r with %d thread(s)", self.bundle, self.settings.threads)
                 self.predictor = Predictor(self.bundle, threads=self.settings.threads)
-            predictor = self.predictor
-            predictor.predict_encoded(predictor.encode(WARMUP_TEXTS), batch_size=len(WARMUP_TEXTS))
-            self.detect_language("warm up")
+            # The Python API's tagger: its predictor and detector are what the batcher runs.
+            self.tagger = Tagger(
+                self.predictor,
+                self.detect_language,
+                batch_size=self.settings.max_batch_size,
+                batch_overhead=self.settings.batch_overhead,
+            )
+            self.tagger.score(WARMUP_TEXTS)
+            predictor = self.tagger.predictor
             batcher = MicroBatcher(
                 predictor,
                 max_batch_size=self.settings.max_batch_size,
@@ -105,7 +113,7 @@ class Runtime:
                 batch_overhead=self.settings.batch_overhead,
                 on_batch=self._on_batch,
                 on_queue_depth=self._on_queue_depth,
-                detect=self.detect_language,
+                detect=self.tagger.detect,
             )
             batcher.start()
             self.batcher = batcher

@@ -35,8 +35,18 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("serving.runtime", (*WEB, "serving.api", "serving.moderation"), ()),
     ("serving.settings", (*WEB, "serving.api", "serving.moderation"), ()),
     ("serving.api", ("serving.moderation",), ()),
+    # The stream consumer: a door beside the HTTP one; it shares the API's comment schema only.
+    (
+        "serving.consumer",
+        (*WEB, "serving.api", "serving.moderation", "serving.runtime"),
+        ("serving.api.schemas",),
+    ),
     ("serving.moderation", ("serving.api",), ("serving.api.deps",)),
     ("training", ("serving", "belonging_cli"), ("serving.engine", "serving.labels")),
+    # Batch scoring on data engines: the engine only.
+    ("serving.batch", (*WEB, "sqlalchemy", "alembic", "serving"), ("serving.batch", "serving.engine")),
+    # The public Python API: the engine only, so `import belonging` loads no web stack or database.
+    ("belonging", (*WEB, "sqlalchemy", "alembic", "serving", *TRAINING_STACK), ("serving.engine",)),
 ]
 # The one place the API mounts the pages: the app factory composes both.
 ALLOWED = {("serving.api.app", "serving.moderation")}
