@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from anyio import to_thread
@@ -68,9 +69,14 @@ class Runtime:
         self._on_ready = on_ready
         # Built here, not in the background, so unknown language codes stop the start-up.
         self.detect_language = language_detector(parse_languages(settings.languages), settings.lang_min_confidence)
-        self.engine = make_engine(settings.database_url)
+        self.engine = make_engine(settings.database_url, busy_timeout_ms=settings.store_busy_timeout_ms)
         self.sessions = make_sessionmaker(self.engine)
-        self.writer = GroupWriter(self.sessions, model_name=self.model_name, model_version=self.model_version)
+        self.writer = GroupWriter(
+            self.sessions,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            probe_interval=settings.store_probe_ms / 1000,
+        )
         self.batcher: MicroBatcher | None = None
         self.ready = False
         self.load_error: str | None = None
@@ -141,6 +147,14 @@ class Runtime:
                 if self.load_error
                 else "the model is still loading: retry when /readyz answers 200"
             )
+
+    @property
+    def store_fault(self) -> str | None:
+        """Why the store cannot take writes, while that lasts (the writer probes it and recovers)."""
+        fault = self.writer.fault
+        if fault is None or self.writer.fault_since is None:
+            return fault
+        return f"{fault} (for {time.monotonic() - self.writer.fault_since:.1f} s)"
 
     @property
     def meta(self) -> BundleMeta:

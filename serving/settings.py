@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     # None: migrate SQLite at start-up, expect PostgreSQL to be migrated by `belong db upgrade`.
     auto_migrate: bool | None = None
+    # How long a SQLite write waits for another writer's lock before the request gets 503.
+    store_busy_timeout_ms: Annotated[int, Field(ge=10, le=600_000)] = 2000
+    # While writes fail, the writer retries a harmless write this often; /readyz is 503 meanwhile.
+    store_probe_ms: Annotated[int, Field(ge=10, le=60_000)] = 250
 
     # --- access ---
     # Only allowed on a loopback host: a public server always checks keys.

@@ -16,10 +16,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 
 from serving.api.auth import KeyStore
-from serving.api.errors import BodyLimitMiddleware, CatchAllMiddleware, model_unavailable, validation_handler
+from serving.api.errors import BodyLimitMiddleware, CatchAllMiddleware, install_errors, model_unavailable
 from serving.api.metrics import Metrics, MetricsMiddleware
 from serving.api.routes import ROUTERS
 from serving.api.scoring import ScoringService
@@ -81,7 +80,7 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
     app.state.metrics = metrics
     app.state.key_store = KeyStore(runtime.sessions, settings.key_cache_seconds)
     app.state.scoring = ScoringService(runtime, metrics)
-    app.add_exception_handler(RequestValidationError, validation_handler)
+    install_errors(app)  # one error shape everywhere, described in /openapi.json
     app.add_exception_handler(ModelUnavailable, model_unavailable)
     # Last added runs first: metrics see every response, including the 500s and 413s below them.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt={"/v1/stream"})

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from serving.api.auth import AdminKey, KeyStoreDep
 from serving.api.deps import DbSession, DbTransaction
-from serving.api.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
+from serving.api.schemas import MAX_KEY_ID, KeyCreate, KeyCreated, KeyList, KeyOut
 from serving.storage.keys import create_key, list_keys, revoke_key
 from serving.timefmt import from_db
 
@@ -43,7 +43,7 @@ def index(_: AdminKey, db: DbSession) -> KeyList:
 
 
 @router.delete("/v1/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}, 403: {}, 404: {}})
-def revoke(key_id: Annotated[int, Path(ge=1)], _: AdminKey, db: DbSession, keys: KeyStoreDep) -> None:
+def revoke(key_id: Annotated[int, Path(ge=1, le=MAX_KEY_ID)], _: AdminKey, db: DbSession, keys: KeyStoreDep) -> None:
     with db.begin():  # committed before the cache forgets the key, so no request re-reads it as active
         revoked = revoke_key(db, key_id)
     if not revoked:

@@ -168,7 +168,7 @@ def test_body_over_2_mb_is_413_before_parsing(client, keys):
         "/v1/score", content=payload, headers={**bearer(keys.score), "Content-Type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json() == {"detail": f"body: at most 2097152 bytes per request, got {len(payload)} bytes"}
+    assert response.json()["detail"] == f"body: at most 2097152 bytes per request, got {len(payload)} bytes"
 
 
 def test_chunked_body_over_the_limit_is_413(client, keys):
@@ -180,7 +180,7 @@ def test_chunked_body_over_the_limit_is_413(client, keys):
         "/v1/score", content=chunks(), headers={**bearer(keys.score), "Content-Type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json() == {"detail": "body: at most 2097152 bytes per request, got larger than that"}
+    assert response.json()["detail"] == "body: at most 2097152 bytes per request, got larger than that"
 
 
 def test_invalid_json_is_400(client, keys):
@@ -248,7 +248,7 @@ def test_missing_bad_and_wrong_keys(client, keys):
     body = {"comments": [{"id": "a", "text": "hi"}]}
     response = client.post("/v1/score", json=body)
     assert response.status_code == 401
-    assert response.json() == {"detail": "missing API key: send 'Authorization: Bearer <key>'"}
+    assert response.json()["detail"] == "missing API key: send 'Authorization: Bearer <key>'"
     assert response.headers["www-authenticate"] == "Bearer"
     response = client.post("/v1/score", json=body, headers={"Authorization": "Basic abc"})
     assert (response.status_code, response.json()["detail"]) == (
@@ -275,7 +275,7 @@ def test_model_failure_is_a_generic_500(make_client, settings, keys, caplog):
     client = make_client(settings, FakePredictor(fail_on="boom"))
     response = client.post("/v1/score", json={"comments": [{"id": "a", "text": "boom"}]}, headers=bearer(keys.score))
     assert response.status_code == 500
-    assert response.json() == {"detail": "internal server error"}
+    assert response.json()["detail"] == "internal server error"
     assert "model exploded" in caplog.text  # logged with its traceback, not sent
     assert "Traceback" in caplog.text
     ok = client.post("/v1/score", json={"comments": [{"id": "b", "text": "fine"}]}, headers=bearer(keys.score))
@@ -288,6 +288,6 @@ def test_not_ready_is_503(make_client, settings, keys):
     client = make_client(settings, slow, ready=False)
     response = client.post("/v1/score", json={"comments": [{"id": "a", "text": "hi"}]}, headers=bearer(keys.score))
     assert response.status_code == 503
-    assert response.json() == {"detail": "the model is still loading: retry when /readyz answers 200"}
+    assert response.json()["detail"] == "the model is still loading: retry when /readyz answers 200"
     assert client.get("/readyz").status_code == 503
     slow.gate.set()
