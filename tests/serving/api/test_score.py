@@ -90,18 +90,8 @@ def test_sending_again_returns_the_stored_result_and_counts_once(make_client, se
     first = {"comments": [{"id": "c1", "text": "welcome!", "community_id": "rn", "thread_id": "t"}]}
     again = {
         "comments": [
-            {
-                "id": "c1",
-                "text": "go back, idiot",
-                "community_id": "rn",
-                "thread_id": "t",
-            },  # same key, new text
-            {
-                "id": "c1",
-                "text": "go back, idiot",
-                "community_id": "other",
-                "thread_id": "t",
-            },  # other community
+            {"id": "c1", "text": "welcome!", "community_id": "rn", "thread_id": "t"},  # same key, same text
+            {"id": "c1", "text": "go back, idiot", "community_id": "other", "thread_id": "t"},  # other community
         ]
     }
     client.post("/v1/score", json=first, headers=bearer(keys.score))
@@ -109,7 +99,7 @@ def test_sending_again_returns_the_stored_result_and_counts_once(make_client, se
     response = client.post("/v1/score", json=again, headers=bearer(keys.score))
     assert response.status_code == 200
     stored, other = response.json()["data"]
-    assert stored["tags"] == ["welcoming"]  # the first write wins
+    assert stored["tags"] == ["welcoming"]
     assert other["tags"] == ["hostile"]
     assert sum(len(b) for b in predictor.batches) - scored_before == 1  # only the new one ran
     rows = stored_rows(db_url)
@@ -119,6 +109,26 @@ def test_sending_again_returns_the_stored_result_and_counts_once(make_client, se
         thread = session.scalars(select(Thread).where(Thread.community_id == "rn")).one()
         assert (thread.comment_count, thread.welcoming_count, thread.hostile_count) == (1, 1, 0)
     engine.dispose()
+
+
+def test_a_stored_id_with_another_text_is_a_conflict_and_stores_nothing(make_client, settings, keys, db_url):
+    predictor = FakePredictor()
+    client = make_client(settings, predictor)
+    client.post("/v1/score", json={"comments": [{"id": "c1", "text": "welcome!", "community_id": "rn"}]}, headers=bearer(keys.score))
+    scored_before = sum(len(b) for b in predictor.batches)
+    edited = {
+        "comments": [
+            {"id": "c2", "text": "hello there", "community_id": "rn"},
+            {"id": "c1", "text": "go back, idiot", "community_id": "rn"},
+        ]
+    }
+    response = client.post("/v1/score", json=edited, headers=bearer(keys.score))
+    assert response.status_code == 409
+    body = response.json()
+    assert body["detail"].startswith('comments[1].id (id "c1"): already stored in community "rn" with a different text')
+    assert body["errors"][0]["loc"] == ["body", "comments", 1, "id"] and body["errors"][0]["type"] == "conflict"
+    assert sum(len(b) for b in predictor.batches) == scored_before  # refused before scoring
+    assert [(r.comment_id, r.text) for r in stored_rows(db_url)] == [("c1", "welcome!")]
 
 
 def test_store_false_does_not_read_the_store_either(client, keys):
