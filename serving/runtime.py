@@ -80,6 +80,7 @@ class Runtime:
         self.batcher: MicroBatcher | None = None
         self.ready = False
         self.load_error: str | None = None
+        self.warmup_seconds_per_comment: float | None = None
         self._load_task: asyncio.Future[None] | None = None
 
     # --- lifecycle ---
@@ -100,7 +101,10 @@ class Runtime:
                 log.info("loading %r with %d thread(s)", self.bundle, self.settings.threads)
                 self.predictor = Predictor(self.bundle, threads=self.settings.threads)
             predictor = self.predictor
+            start = time.perf_counter()
             predictor.predict_encoded(predictor.encode(WARMUP_TEXTS), batch_size=len(WARMUP_TEXTS))
+            # A first guess of the model's speed for the overload guard, until real calls refine it.
+            self.warmup_seconds_per_comment = (time.perf_counter() - start) / len(WARMUP_TEXTS)
             self.detect_language("warm up")
             batcher = MicroBatcher(
                 predictor,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from serving.api.errors import ApiError
@@ -28,15 +28,19 @@ SMOOTHING = 0.2  # weight of the newest sample in the moving average
 
 
 class AdmissionGuard:
-    def __init__(self, max_wait: float, max_comments: int) -> None:
+    def __init__(
+        self, max_wait: float, max_comments: int, first_guess: Callable[[], float | None] = lambda: None
+    ) -> None:
         self.max_wait = max_wait
         self.max_comments = max_comments
+        self.first_guess = first_guess  # e.g. the warm-up batch's time per comment
         self.in_flight = 0
         self.seconds_per_comment: float | None = None  # learned; None until the first call ends
         self.refused = 0
 
     def expected_wait(self, comments: int) -> float:
-        return (self.in_flight + comments) * (self.seconds_per_comment or 0.0)
+        per_comment = self.seconds_per_comment if self.seconds_per_comment is not None else self.first_guess()
+        return (self.in_flight + comments) * (per_comment or 0.0)
 
     def _refuse(self, comments: int) -> ApiError:
         self.refused += 1

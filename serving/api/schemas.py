@@ -243,9 +243,19 @@ class Info(BaseModel):
     limits: Limits
 
 
+class RateLimits(Strict):
+    requests_per_second: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] | None = Field(
+        default=None, description="Requests per second (1 s window); null: the server default."
+    )
+    comments_per_second: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] | None = Field(
+        default=None, description="Comments per second (averaged over 10 s); null: the server default."
+    )
+
+
 class KeyCreate(Strict):
     name: Annotated[StrictStr, Field(min_length=1, max_length=100), AfterValidator(check_id)]
     scopes: list[Scope] = Field(min_length=1, max_length=3)
+    rate_limits: RateLimits | None = Field(default=None, description="This key's own rate limits.")
 
 
 class KeyCreated(BaseModel):
@@ -253,6 +263,7 @@ class KeyCreated(BaseModel):
     name: str
     key: str = Field(description="Shown once: only its hash is stored.")
     scopes: list[str]
+    rate_limits: RateLimits
 
 
 class KeyOut(BaseModel):
@@ -262,6 +273,7 @@ class KeyOut(BaseModel):
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
+    rate_limits: RateLimits = Field(description="The key's own limits (null: the server default).")
 
 
 class KeyList(BaseModel):

@@ -62,7 +62,11 @@ class ScoringService:
         self.runtime = runtime
         self.metrics = metrics
         settings = runtime.settings
-        self.guard = AdmissionGuard(max_wait=settings.max_queue_wait_ms / 1000, max_comments=settings.max_queue)
+        self.guard = AdmissionGuard(
+            max_wait=settings.max_queue_wait_ms / 1000,
+            max_comments=settings.max_queue,
+            first_guess=lambda: runtime.warmup_seconds_per_comment,
+        )
 
     def check_ready(self) -> None:
         self.runtime.require_ready()
