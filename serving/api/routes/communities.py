@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AfterValidator
 
+from serving.api import paths  # noqa: F401  (the {name:id} path convertor)
 from serving.api.auth import ReadKey
 from serving.api.deps import DbSession
 from serving.api.errors import ApiError
@@ -70,7 +71,7 @@ def parse_time(name: str, value: str | None) -> datetime | None:
 
 
 @router.get(
-    "/v1/communities/{community_id:path}/belonging",
+    "/v1/communities/{community_id:id}/belonging",
     response_model=BelongingReport,
     responses={401: {}, 403: {}, 422: {}},
 )

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AfterValidator
 
+from serving.api import paths  # noqa: F401  (the {name:id} path convertor)
 from serving.api.auth import ReadKey
 from serving.api.deps import DbSession
 from serving.api.schemas import MAX_ID_CHARS, MAX_OFFSET, ModelRef, StoredComment, ThreadComments, check_id
@@ -35,8 +36,8 @@ def stored_comment(row: Comment) -> StoredComment:
     )
 
 
-# `:path`: a thread id may hold "/" (sent percent-encoded as %2F, or as it is).
-@router.get("/v1/threads/{thread_id:path}", response_model=ThreadComments, responses={401: {}, 403: {}, 404: {}})
+# `:id` (serving.api.paths): a thread id may hold "/" (sent percent-encoded as %2F, or as it is).
+@router.get("/v1/threads/{thread_id:id}", response_model=ThreadComments, responses={401: {}, 403: {}, 404: {}})
 def get_thread(
     thread_id: Annotated[
         str,

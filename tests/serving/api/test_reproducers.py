@@ -77,6 +77,8 @@ def test_nul_in_a_text_is_422(client, keys):
 def test_nul_in_a_path_or_query_id_is_422(client, keys):
     assert_error_shape(client.get("/v1/threads/a%00b", headers=bearer(keys.read)), 422)
     assert_error_shape(client.get("/v1/flags?community_id=%00", headers=bearer(keys.read)), 422)
+    assert_error_shape(client.get("/v1/communities/a%0Ab/belonging", headers=bearer(keys.read)), 422)
+    assert_error_shape(client.get("/v1/threads/a%0A", headers=bearer(keys.read)), 422)
 
 
 # --- datetimes at the edges ---
