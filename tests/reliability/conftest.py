@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.serving.conftest import (  # noqa: F401  (fixtures, re-exported for this folder)
+    client,
     db_url,
     keys,
     make_client,
