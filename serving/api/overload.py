@@ -13,6 +13,9 @@ x seconds per comment` exceeds `max_wait`, or when in-flight comments would pass
 An idle server always admits (so one maximal request always goes through), and the estimate is
 re-learned from every call, so it follows the model's real speed on the machine at hand. Other
 routes that do heavy work can wrap it the same way.
+
+/v1/stream is checked once, when it opens; its lines are then counted but never refused (a stream
+holds at most `stream_window` lines in flight, and slows down rather than fail lines).
 """
 
 from __future__ import annotations
@@ -54,10 +57,21 @@ class AdmissionGuard:
             headers={"Retry-After": str(retry)},
         )
 
-    @asynccontextmanager
-    async def admit(self, comments: int) -> AsyncIterator[None]:
+    def overloaded(self, comments: int) -> bool:
         ahead = self.in_flight
-        if ahead > 0 and (ahead + comments > self.max_comments or self.expected_wait(comments) > self.max_wait):
+        return ahead > 0 and (ahead + comments > self.max_comments or self.expected_wait(comments) > self.max_wait)
+
+    def check(self, comments: int = 1) -> None:
+        """Raise the 503 now if `comments` more would be refused (e.g. before opening a stream)."""
+        if self.overloaded(comments):
+            raise self._refuse(comments)
+
+    @asynccontextmanager
+    async def admit(self, comments: int, *, refuse: bool = True) -> AsyncIterator[None]:
+        """Count `comments` in flight while the block runs; refuse them first when overloaded
+        (`refuse=False`: count and learn only, for work already admitted, like an open stream's lines)."""
+        ahead = self.in_flight
+        if refuse and self.overloaded(comments):
             raise self._refuse(comments)
         self.in_flight += comments
         start = time.perf_counter()

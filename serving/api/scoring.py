@@ -83,11 +83,12 @@ class ScoringService:
         with self.runtime.sessions() as session:
             return find_results(session, keys)
 
-    async def score(self, comments: Sequence[CommentIn], *, store: bool) -> list[ScoredComment]:
+    async def score(self, comments: Sequence[CommentIn], *, store: bool, admitted: bool = False) -> list[ScoredComment]:
+        """`admitted`: the caller already passed the overload check (an open stream's lines)."""
         batcher = self.runtime.batcher
         if batcher is None:
             raise BatcherStopped("the model is not ready")
-        async with self.guard.admit(len(comments)):
+        async with self.guard.admit(len(comments), refuse=not admitted):
             return await self._score(comments, store=store)
 
     async def _score(self, comments: Sequence[CommentIn], *, store: bool) -> list[ScoredComment]:

@@ -147,7 +147,7 @@ async def score_comment(
     number: int, comment: CommentIn, service: ScoringService, *, store: bool
 ) -> tuple[ScoredComment | None, bytes]:
     try:
-        (scored,) = await service.score([comment], store=store)
+        (scored,) = await service.score([comment], store=store, admitted=True)
     except ApiError as exc:
         detail = str(exc.detail)
         if exc.status_code == 409:
@@ -302,6 +302,7 @@ async def stream(
     store: Annotated[bool, Query(description="false: score only, persist nothing.")] = True,
 ) -> DuplexStreamingResponse:
     service.check_ready()
+    service.guard.check()  # an overloaded server refuses new streams (503); open ones slow down
     settings = runtime.settings
 
     async def pace() -> None:  # over the key's comment rate, the stream slows down instead of failing
