@@ -40,6 +40,9 @@ WARMUP_TEXTS = [
 ]
 
 
+STUCK_WRITE_SECONDS = 1.0  # a write waiting longer than this makes /readyz answer 503
+
+
 def _ignore(_value: float) -> None:
     return None
 
@@ -154,11 +157,15 @@ class Runtime:
 
     @property
     def store_fault(self) -> str | None:
-        """Why the store cannot take writes, while that lasts (the writer probes it and recovers)."""
-        fault = self.writer.fault
-        if fault is None or self.writer.fault_since is None:
-            return fault
-        return f"{fault} (for {time.monotonic() - self.writer.fault_since:.1f} s)"
+        """Why the store cannot take writes, while that lasts (the writer probes it and recovers):
+        writes fail, or one has been waiting for the database longer than STUCK_WRITE_SECONDS."""
+        now = time.monotonic()
+        fault, since, busy = self.writer.fault, self.writer.fault_since, self.writer.busy_since
+        if fault is not None:
+            return f"{fault} (for {now - since:.1f} s)" if since is not None else fault
+        if busy is not None and now - busy > STUCK_WRITE_SECONDS:
+            return f"a write has been waiting for the database for {now - busy:.1f} s"
+        return None
 
     @property
     def meta(self) -> BundleMeta:

@@ -80,6 +80,7 @@ class GroupWriter(QueueWorker[_Job]):
         self.probe_interval = probe_interval
         self.fault: str | None = None  # why writes fail, while they do
         self.fault_since: float | None = None  # time.monotonic() of the first failure
+        self.busy_since: float | None = None  # time.monotonic() the transaction in progress began
 
     async def write(self, rows: Sequence[NewComment]) -> dict[Key, StoredResult]:
         """Store rows that are new; return the stored result of each row that was already there.
@@ -160,6 +161,7 @@ class GroupWriter(QueueWorker[_Job]):
                 if stop:
                     return
                 continue
+            self.busy_since = time.monotonic()
             try:
                 results = self._commit(jobs)
             except Exception as exc:
@@ -173,6 +175,8 @@ class GroupWriter(QueueWorker[_Job]):
             else:
                 for job, result in zip(jobs, results, strict=True):
                     self._deliver(job, result)
+            finally:
+                self.busy_since = None
             if stop:
                 return
 
