@@ -66,7 +66,9 @@ TYPE_BY_STATUS = {
 
 
 class ErrorItem(BaseModel):
-    loc: list[str | int] = Field(description="Where: ['body', 'comments', 3, 'text'], ['query', 'offset']; [] if nowhere.")
+    loc: list[str | int] = Field(
+        description="Where: ['body', 'comments', 3, 'text'], ['query', 'offset']; [] if nowhere."
+    )
     field: str = Field(description="`loc` as people write it: comments[3].text, query parameter offset; '' if nowhere.")
     msg: str
     type: str = Field(description="Machine-readable kind: pydantic's error types, or not_found, rate_limited, ...")
@@ -111,7 +113,8 @@ def error_response(
 
 
 class ApiError(StarletteHTTPException):
-    """An HTTPException with an error `type` (and optionally a field): `raise ApiError(409, "...", kind="conflict")`."""
+    """An HTTPException with an error `type`, and a field or a ready `errors` list:
+    `raise ApiError(409, "...", kind="conflict", loc=("body", "comments", 0, "id"))`."""
 
     def __init__(
         self,
@@ -120,11 +123,13 @@ class ApiError(StarletteHTTPException):
         *,
         kind: str | None = None,
         loc: Sequence[str | int] = (),
+        errors: list[dict[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(status, detail, headers=dict(headers) if headers else None)
         self.kind = kind
         self.loc = list(loc)
+        self.errors = errors
 
 
 # --- validation errors ---
@@ -246,8 +251,8 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     loc = getattr(exc, "loc", [])
     if exc.status_code == 400 and detail == "There was an error parsing the body":
         detail, kind = _body_parse_detail(exc), "json_invalid"
-    errors = None
-    if loc:
+    errors = getattr(exc, "errors", None)
+    if loc and not errors:
         field = field_path(loc[1:]) if loc[0] == "body" else f"{loc[0]} parameter {field_path(loc[1:])}"
         errors = [{"loc": _json_loc(loc), "field": field, "msg": detail, "type": kind or "invalid"}]
     return error_response(exc.status_code, detail, errors, kind=kind, headers=exc.headers)
@@ -383,7 +388,7 @@ STATUS_TEXT = {
 
 def _document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
-        for method, op in operations.items():
+        for op in operations.values():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
             responses = op["responses"]

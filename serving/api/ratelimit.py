@@ -175,7 +175,9 @@ class RateLimitHeadersMiddleware:
                 extra: Mapping[str, str] | None = scope.get("state", {}).get(STATE_KEY)
                 if extra:
                     present = {name.lower() for name, _ in message.get("headers", [])}
-                    added = [(k.lower().encode(), v.encode()) for k, v in extra.items() if k.lower().encode() not in present]
+                    added = [
+                        (k.lower().encode(), v.encode()) for k, v in extra.items() if k.lower().encode() not in present
+                    ]
                     message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 

@@ -61,9 +61,7 @@ def tags_of(row: Comment) -> list[str]:
 
 
 def result_of(row: Comment) -> StoredResult:
-    return StoredResult(
-        scores=scores_of(row), tags=tags_of(row), lang=row.lang, truncated=row.truncated, text=row.text
-    )
+    return StoredResult(scores=scores_of(row), tags=tags_of(row), lang=row.lang, truncated=row.truncated, text=row.text)
 
 
 def _insert(session: Session, table: Any) -> Any:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -69,7 +70,7 @@ def fuzz_operation(operation, base: str, key: str, mode: GenerationMode, example
     def run(case):
         try:
             case.call_and_validate(base_url=base, headers={"Authorization": f"Bearer {key}"}, checks=CHECKS)
-        except (Exception, BaseExceptionGroup) as exc:  # collect every failure, not only the first of each operation
+        except (Exception, FailureGroup) as exc:  # collect every failure, not only the first of each operation
             failures.append(f"{operation.label} ({mode.value}): {exc}"[:2000])
 
     try:

@@ -68,10 +68,14 @@ def stored(database: Path) -> list[tuple[str, str]]:
 def test_kill_9_mid_stream_loses_and_duplicates_nothing_acknowledged(tiny_bundle, tmp_path):
     database, port = tmp_path / "belonging.db", free_port()
     texts = {f"k{i}": f"comment number {i}, welcome to the thread" for i in range(LINES)}
-    lines = [f'{{"id": "{cid}", "text": "{text}", "thread_id": "t{i % 50}"}}'.encode() for i, (cid, text) in enumerate(texts.items())]
+    lines = [
+        f'{{"id": "{cid}", "text": "{text}", "thread_id": "t{i % 50}"}}'.encode()
+        for i, (cid, text) in enumerate(texts.items())
+    ]
 
     server = start_server(tiny_bundle, database, port)
     try:
+
         def kill_midway(count: int, _answer: dict) -> bool:
             if count == KILL_AFTER:
                 server.send_signal(signal.SIGKILL)

@@ -29,7 +29,9 @@ def sessions(db_url, monkeypatch):
 
 def login(sessions, username: str, password: str, ip: str = OFFICE) -> accounts.LoginOutcome:
     with sessions.begin() as db:
-        return accounts.attempt_login(db, username, password, ip=ip, settings=ModerationSettings(max_failures_per_ip=20))
+        return accounts.attempt_login(
+            db, username, password, ip=ip, settings=ModerationSettings(max_failures_per_ip=20)
+        )
 
 
 def test_spraying_other_usernames_from_a_shared_ip_does_not_lock_out_a_colleague(sessions):

@@ -47,7 +47,9 @@ line_values = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(lines=st.lists(line_values, max_size=25), trailing_newline=st.booleans(), store=st.booleans())
 def test_every_line_is_answered_in_order(client, keys, lines, trailing_newline, store):
     body = b"\n".join(lines) + (b"\n" if trailing_newline else b"")

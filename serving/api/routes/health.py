@@ -32,7 +32,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         return error_response(503, detail, kind="model_unavailable", headers={"Retry-After": "1"})
     fault = runtime.store_fault
     if fault is not None:
-        return error_response(503, f"the store cannot take writes: {fault}", kind="store_unavailable", headers={"Retry-After": "1"})
+        return error_response(
+            503, f"the store cannot take writes: {fault}", kind="store_unavailable", headers={"Retry-After": "1"}
+        )
     return JSONResponse({"status": "ready"})
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from serving.api.auth import RateLimiterDep, ScoreKey
 from serving.api.deps import ScoringDep
-from serving.api.errors import describe_errors, error_response, summarize
+from serving.api.errors import ApiError, describe_errors, summarize
 from serving.api.schemas import CommentIn, ModelRef, ScoreRequest, ScoreResponse
 from serving.api.scoring import key_of
 from serving.engine.batching import BatcherStopped, Overloaded
@@ -23,12 +23,6 @@ ERRORS = {
     429: {"description": "The key's request or comment rate is exceeded (Retry-After)."},
     503: {"description": "The model is loading, the server is overloaded, or the store is unavailable (Retry-After)."},
 }
-
-
-class DuplicateIds(HTTPException):
-    def __init__(self, errors: list[dict], detail: str) -> None:
-        super().__init__(422, detail)
-        self.errors = errors
 
 
 def reject_duplicates(comments: list[CommentIn]) -> None:
@@ -50,7 +44,7 @@ def reject_duplicates(comments: list[CommentIn]) -> None:
     if errors:
         body = {"comments": [c.model_dump() for c in comments]}
         described = describe_errors(errors, body)
-        raise DuplicateIds(described, summarize(described))
+        raise ApiError(422, summarize(described), errors=described)
 
 
 @router.post("/v1/score", response_model=ScoreResponse, responses=ERRORS)  # type: ignore[arg-type]
@@ -58,10 +52,7 @@ async def score(
     request: ScoreRequest, service: ScoringDep, principal: ScoreKey, limiter: RateLimiterDep, http: Request
 ) -> ScoreResponse:
     """Scores per tag are calibrated probabilities; `tags` are those at or above the tag's threshold."""
-    try:
-        reject_duplicates(request.comments)
-    except DuplicateIds as exc:
-        return error_response(422, str(exc.detail), exc.errors)  # type: ignore[return-value]
+    reject_duplicates(request.comments)
     service.check_ready()
     await limiter.hit_comments(principal, len(request.comments))
     try:

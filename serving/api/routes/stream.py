@@ -91,7 +91,12 @@ def _safe_id(value: object) -> str | None:
 
 
 def _error(
-    number: int, status: int, detail: str, item: str | None = None, errors: list[dict] | None = None, kind: str | None = None
+    number: int,
+    status: int,
+    detail: str,
+    item: str | None = None,
+    errors: list[dict] | None = None,
+    kind: str | None = None,
 ) -> bytes:
     """An error line: the API's error shape (detail, errors) plus the status, the line number and id."""
     body = error_body(status, f"line {number}: {detail}", errors, kind)
@@ -163,7 +168,13 @@ async def score_comment(
     except Exception as exc:
         if isinstance(exc, StoreUnavailable) or is_store_fault(exc):
             reason = str(exc) if isinstance(exc, StoreUnavailable) else fault_reason(exc)
-            return None, _error(number, 503, f"the store is unavailable: {reason}; resend this line", comment.id, kind="store_unavailable")
+            return None, _error(
+                number,
+                503,
+                f"the store is unavailable: {reason}; resend this line",
+                comment.id,
+                kind="store_unavailable",
+            )
         log.exception("scoring line %d of a stream failed", number)
         return None, _error(number, 500, "internal server error", comment.id, kind="internal")
     return scored, _scored(number, scored)

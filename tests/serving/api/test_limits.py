@@ -55,12 +55,16 @@ def test_comment_rate_per_key(client, keys):
     too_big = {"comments": [{"id": f"e{i}", "text": "hello"} for i in range(21)]}
     response = client.post("/v1/score", json=too_big, headers=bearer(key))
     assert response.status_code == 413
-    assert response.json()["detail"] == "comments: this key may send at most 20 comments per 10 s, got 21 in one request"
+    assert (
+        response.json()["detail"] == "comments: this key may send at most 20 comments per 10 s, got 21 in one request"
+    )
 
 
 def test_rate_limits_can_be_changed_per_key(client, keys):
     key = make_key(client, keys)
-    key_id = next(k["id"] for k in client.get("/v1/keys", headers=bearer(keys.admin)).json()["data"] if k["name"] == "limited")
+    key_id = next(
+        k["id"] for k in client.get("/v1/keys", headers=bearer(keys.admin)).json()["data"] if k["name"] == "limited"
+    )
     response = client.put(f"/v1/keys/{key_id}/rate-limits", json={"requests_per_second": 1}, headers=bearer(keys.admin))
     assert response.status_code == 200
     codes = [client.get("/v1/info", headers=bearer(key)).status_code for _ in range(2)]
@@ -125,7 +129,9 @@ def test_a_locked_store_answers_503_then_recovers_by_itself(make_client, setting
         unstored = client.post("/v1/score", json={**one(3), "store": False}, headers=bearer(keys.score))
         assert unstored.status_code == 200  # scoring without the store still works
         lines = client.post(
-            "/v1/stream", content=b'{"id": "s", "text": "hi"}\n', headers={**bearer(keys.score), "Content-Type": "application/x-ndjson"}
+            "/v1/stream",
+            content=b'{"id": "s", "text": "hi"}\n',
+            headers={**bearer(keys.score), "Content-Type": "application/x-ndjson"},
         )
         assert lines.status_code == 200 and '"status":503' in lines.text
     finally:

@@ -157,7 +157,10 @@ def test_openapi_describes_the_error_shape_everywhere(client):
 
 def stream(client, keys, body: bytes, **params):
     response = client.post(
-        "/v1/stream", content=body, params=params, headers={**bearer(keys.score), "Content-Type": "application/x-ndjson"}
+        "/v1/stream",
+        content=body,
+        params=params,
+        headers={**bearer(keys.score), "Content-Type": "application/x-ndjson"},
     )
     assert response.status_code == 200
     return [json.loads(line) for line in response.content.splitlines()]
@@ -194,7 +197,10 @@ def test_duplicate_ids_in_a_stream_same_text_scored_once(client, keys, db_url, p
     )
     answers = stream(client, keys, body)
     assert answers[0]["tags"] == answers[1]["tags"] == ["welcoming"] and answers[1]["line"] == 2
-    assert answers[2]["error"]["status"] == 409 and "was sent on line 1 with a different text" in answers[2]["error"]["detail"]
+    assert (
+        answers[2]["error"]["status"] == 409
+        and "was sent on line 1 with a different text" in answers[2]["error"]["detail"]
+    )
     assert answers[3]["tags"] == ["hostile"]
     rows = stored_rows(db_url)
     assert sorted((r.community_id, r.comment_id, r.text) for r in rows) == [
@@ -214,7 +220,20 @@ def test_a_stream_line_with_a_stored_id_and_another_text_is_a_409_line(client, k
 
 # --- ids that hold /, .., %2F and unicode read back ---
 
-TRICKY_IDS = ["a/b", "../x", "x/..", "a%2Fb", "%2e%2e", "ü/ñ", "e\u0301", "\u00e9", "sp ace", "q?x#y", "/lead", "trail/"]
+TRICKY_IDS = [
+    "a/b",
+    "../x",
+    "x/..",
+    "a%2Fb",
+    "%2e%2e",
+    "ü/ñ",
+    "e\u0301",
+    "\u00e9",
+    "sp ace",
+    "q?x#y",
+    "/lead",
+    "trail/",
+]
 
 
 def test_every_stored_id_reads_back(make_client, settings, predictor, keys):
@@ -226,8 +245,7 @@ def test_every_stored_id_reads_back(make_client, settings, predictor, keys):
 
 def check_ids_read_back(client, keys):
     comments = [
-        {"id": f"c{i}", "text": "welcome", "thread_id": tid, "community_id": tid}
-        for i, tid in enumerate(TRICKY_IDS)
+        {"id": f"c{i}", "text": "welcome", "thread_id": tid, "community_id": tid} for i, tid in enumerate(TRICKY_IDS)
     ]
     assert client.post("/v1/score", json={"comments": comments}, headers=bearer(keys.score)).status_code == 200
     for tid in TRICKY_IDS:

@@ -114,7 +114,11 @@ def test_sending_again_returns_the_stored_result_and_counts_once(make_client, se
 def test_a_stored_id_with_another_text_is_a_conflict_and_stores_nothing(make_client, settings, keys, db_url):
     predictor = FakePredictor()
     client = make_client(settings, predictor)
-    client.post("/v1/score", json={"comments": [{"id": "c1", "text": "welcome!", "community_id": "rn"}]}, headers=bearer(keys.score))
+    client.post(
+        "/v1/score",
+        json={"comments": [{"id": "c1", "text": "welcome!", "community_id": "rn"}]},
+        headers=bearer(keys.score),
+    )
     scored_before = sum(len(b) for b in predictor.batches)
     edited = {
         "comments": [

@@ -135,7 +135,10 @@ def test_stream_stores_unless_told_not_to(client, keys):
 
 def test_stream_needs_the_score_scope(client, keys):
     response = client.post("/v1/stream", content=b"{}\n", headers={"Content-Type": "application/x-ndjson"})
-    assert (response.status_code, response.json()["detail"]) == (401, "missing API key: send 'Authorization: Bearer <key>'")
+    assert (response.status_code, response.json()["detail"]) == (
+        401,
+        "missing API key: send 'Authorization: Bearer <key>'",
+    )
     response = client.post("/v1/stream", content=b"{}\n", headers=bearer(keys.read))
     assert (response.status_code, response.json()["detail"]) == (403, "this API key lacks the 'score' scope")
 
