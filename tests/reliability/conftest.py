@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tests.serving.conftest import (  # noqa: F401  (fixtures, re-exported for this folder)
-    client,
     db_url,
     keys,
     make_client,

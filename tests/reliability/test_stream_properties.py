@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +46,12 @@ line_values = st.one_of(
     st.sampled_from([b"", b"   ", b"\r", b"null", b"[]", b'"text"', b"{}", b'{"id": "x\\ud800", "text": 1}']),
     json_values.map(encode),
 )
+
+
+@pytest.fixture
+def client(make_client, settings, predictor):
+    """Rate limits off: the generated streams come faster than a key's default 100 requests/s."""
+    return make_client(settings.model_copy(update={"rate_limit_enabled": False}), predictor)
 
 
 @settings(
