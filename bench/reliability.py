@@ -3,7 +3,7 @@ figures of issue 12's "Done when".
 
 Usage:
     .venv/bin/python bench/reliability.py [--bundle models/default] [--port 18300]
-        [--fuzz-examples 60] [--stream-examples 700] [--overload-seconds 60] [--skip fuzz,overload,...]
+        [--fuzz-examples 200] [--stream-examples 1500] [--overload-seconds 60] [--skip fuzz,overload,...]
 
 Steps, each against the same server process (restarted once, by the kill -9 step):
 1. reproducers: the inputs that answered 5xx or aborted a stream before; each must be 4xx;
@@ -293,7 +293,7 @@ def stream_fuzz(server: Server, key: str, examples: int) -> tuple[int, int, int,
 
     streams = lines_sent = aborted = server_errors = 0
 
-    @given(lines=st.lists(line_values, min_size=1, max_size=30), store=st.booleans())
+    @given(lines=st.lists(line_values, min_size=3, max_size=30), store=st.booleans())
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(lines, store):
         nonlocal streams, lines_sent, aborted, server_errors
@@ -668,8 +668,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "default")
     parser.add_argument("--port", type=int, default=18300)
-    parser.add_argument("--fuzz-examples", type=int, default=60, help="schemathesis examples per operation and mode")
-    parser.add_argument("--stream-examples", type=int, default=700, help="generated /v1/stream bodies")
+    parser.add_argument("--fuzz-examples", type=int, default=200, help="schemathesis examples per operation and mode")
+    parser.add_argument("--stream-examples", type=int, default=1500, help="generated /v1/stream bodies")
     parser.add_argument("--overload-seconds", type=float, default=60)
     parser.add_argument("--skip", default="", help="comma-separated: reproducers,fuzz,overload,kill9,store,login")
     args = parser.parse_args()

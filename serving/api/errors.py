@@ -271,7 +271,7 @@ async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     retry = getattr(exc, "retry_after", STORE_RETRY_SECONDS)
     return error_response(
         503,
-        f"the store is unavailable ({reason}); nothing was stored by this request: retry shortly",
+        f"the store is unavailable: {reason}; retry shortly",
         kind="store_unavailable",
         headers={"Retry-After": str(max(1, math.ceil(retry)))},
     )

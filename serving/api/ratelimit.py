@@ -14,7 +14,8 @@ own limits (table `key_limits`, set with `PUT /v1/keys/{id}/limits`) override th
 `RateLimit-Reset` (seconds) for the request budget, and `RateLimit-Policy`.
 
 The counters live in `BELONG_RATE_LIMIT_STORAGE`: `memory://` (this process only) by default, or
-`redis://host:6379` (pip install 'belonging[redis]') so that several server processes share them.
+`redis://host:6379` (pip install 'belonging[redis]', which adds redis-py) so that several server
+processes share them.
 If that storage fails, requests are let through (logged): a limiter outage must not stop scoring.
 """
 
@@ -59,7 +60,10 @@ class RateLimiter:
         self.storage_uri = storage_uri
         self.defaults = defaults
         self.enabled = enabled
-        self.storage = storage_from_string(async_uri(storage_uri))
+        options: dict[str, str] = {}
+        if storage_uri.split("://", 1)[0] in ("redis", "rediss", "redis+unix"):
+            options = {"implementation": "redispy", "key_prefix": "belong"}  # redis-py, not coredis
+        self.storage = storage_from_string(async_uri(storage_uri), **options)
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)  # type: ignore[arg-type]
 
     @classmethod

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
+import uuid
 from collections import Counter
 
 import httpx
+import pytest
 
 from serving.api.app import create_app
+from serving.api.auth import Principal
+from serving.api.errors import ApiError
+from serving.api.ratelimit import RateLimiter, Rates
 from tests.live_server import serve_in_thread
 from tests.serving.api.test_score import stored_rows
 from tests.serving.conftest import FakePredictor, bearer
@@ -143,3 +149,40 @@ def test_a_locked_store_answers_503_then_recovers_by_itself(make_client, setting
         time.sleep(0.01)
     assert client.post("/v1/score", json=one(4), headers=bearer(keys.score)).status_code == 200
     assert sorted(r.comment_id for r in stored_rows(db_url)) == ["r0", "r4"]
+
+
+# --- counters shared through Redis ---
+
+REDIS_URL = os.environ.get("BELONG_TEST_REDIS_URL")
+
+
+@pytest.mark.skipif(not REDIS_URL, reason='BELONG_TEST_REDIS_URL is not set (eval "$(bash .ci/redis.sh)")')
+def test_redis_counters_are_shared_between_server_processes():
+    """Two limiters on one Redis stand for two server processes: together they allow one budget."""
+    assert REDIS_URL is not None
+    first, second = (RateLimiter(REDIS_URL, Rates(3, 100)) for _ in range(2))
+    principal = Principal(key_id=uuid.uuid4().int % 2**31, name="shared", scopes=frozenset({"score"}))
+
+    async def four_requests() -> list[str | int]:
+        seen: list[str | int] = []
+        for limiter in (first, second, first, second):
+            state: dict = {}
+            try:
+                await limiter.hit_request(state, principal)
+                seen.append(state["rate_limit_headers"]["RateLimit-Remaining"])
+            except ApiError as exc:
+                seen.append(exc.status_code)
+        return seen
+
+    assert asyncio.run(four_requests()) == ["2", "1", "0", 429]
+
+
+def test_a_limiter_storage_outage_lets_requests_through():
+    limiter = RateLimiter("redis://127.0.0.1:1", Rates(1, 1))  # nothing listens there
+    principal = Principal(key_id=1, name="k", scopes=frozenset({"score"}))
+
+    async def twice() -> None:
+        for _ in range(2):
+            await limiter.hit_request({}, principal)
+
+    asyncio.run(twice())  # no 429 and no 500: scoring must not depend on the limiter's storage
