@@ -75,7 +75,7 @@ def fuzz_operation(operation, base: str, key: str, mode: GenerationMode, example
 
     try:
         run()
-    except Unsatisfiable:  # nothing to make invalid (no parameters, no body)
+    except Unsatisfiable:  # every generated case was filtered out: nothing was sent
         assert mode is GenerationMode.NEGATIVE
     return failures
 
@@ -86,5 +86,7 @@ def test_no_5xx_and_answers_match_the_schema(live, mode):
     schema = schemathesis.openapi.from_url(base + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 10
+    if mode is GenerationMode.NEGATIVE:  # negative generation needs something to make invalid
+        operations = [op for op in operations if op.path_parameters or op.query or op.headers or op.body]
     failures = [f for op in operations for f in fuzz_operation(op, base, key, mode, EXAMPLES)]
     assert not failures, "\n\n".join(failures[:5])
