@@ -277,6 +277,13 @@ async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_store_fault(exc):
+        return await store_unavailable(request, exc)
+    log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal server error")
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies over `max_bytes` with a JSON 413, reading at most that much.
 
@@ -418,8 +425,10 @@ def install_errors(app: FastAPI) -> None:
     """The handlers that give every error the shape above, and the OpenAPI schema that says so."""
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    for fault in (StoreUnavailable, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
-        app.add_exception_handler(fault, store_unavailable)
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
+    # Database errors: a store fault (locked, read-only, gone, full) is a 503; anything else a bug.
+    app.add_exception_handler(sa_exc.DBAPIError, database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, store_unavailable)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -47,11 +47,20 @@ class _Job:
     future: asyncio.Future[dict[Key, StoredResult]]
 
 
+# PostgreSQL SQLSTATEs (and classes) that describe the server's condition, not the statement:
+# connection exceptions, read-only transaction, insufficient resources (disk full), operator
+# intervention (shutdown), system errors, lock not available, serialization failure, deadlock.
+TRANSIENT_SQLSTATES = ("08", "25006", "53", "57", "58", "55P03", "40001", "40P01")
+
+
 def is_store_fault(exc: BaseException) -> bool:
     """A database error that is the store's condition (locked, read-only, full, gone), not a bug."""
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         return True
-    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return exc.connection_invalidated or sqlstate.startswith(TRANSIENT_SQLSTATES)
 
 
 def fault_reason(exc: BaseException) -> str:

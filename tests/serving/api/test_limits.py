@@ -186,3 +186,39 @@ def test_a_limiter_storage_outage_lets_requests_through():
             await limiter.hit_request({}, principal)
 
     asyncio.run(twice())  # no 429 and no 500: scoring must not depend on the limiter's storage
+
+
+@pytest.mark.postgres
+def test_a_read_only_postgres_answers_503_then_recovers(make_client, settings, predictor, postgres_url):
+    """PostgreSQL reports a read-only database as its own error class (SQLSTATE 25006), not an
+    OperationalError: it must still be a 503 with Retry-After, and recover by itself."""
+    from sqlalchemy import text
+
+    from serving.storage.db import make_engine, make_sessionmaker
+    from serving.storage.keys import create_key
+
+    admin = make_engine(postgres_url)
+    with make_sessionmaker(admin).begin() as session:
+        key = create_key(session, name="pg", scopes=["score"]).token
+    database = admin.url.database
+    pg = settings.model_copy(update={"database_url": postgres_url, "auto_migrate": False, "store_probe_ms": 50})
+    client = make_client(pg, predictor)
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'))
+        runtime.engine.dispose()  # the setting applies to new connections
+        refused = client.post("/v1/score", json=one(1), headers=bearer(key))
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        assert "read-only transaction" in refused.json()["detail"]
+        assert client.get("/readyz").status_code == 503
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'ALTER DATABASE "{database}" SET default_transaction_read_only = off'))
+        runtime.engine.dispose()
+        admin.dispose()
+    deadline = time.monotonic() + 2
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert client.post("/v1/score", json=one(2), headers=bearer(key)).status_code == 200
