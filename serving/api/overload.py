@@ -24,6 +24,9 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from serving.api.errors import ApiError
 
@@ -85,3 +88,13 @@ class AdmissionGuard:
                 sample = (time.perf_counter() - start) / (ahead + comments)
                 previous = self.seconds_per_comment
                 self.seconds_per_comment = sample if previous is None else previous + SMOOTHING * (sample - previous)
+
+
+async def get_guard(request: Request) -> AdmissionGuard:
+    """The app's guard (the scoring service's): `guard: GuardDep` in a route, then
+    `async with guard.admit(n): ...` around heavy work."""
+    guard: AdmissionGuard = request.app.state.scoring.guard
+    return guard
+
+
+GuardDep = Annotated[AdmissionGuard, Depends(get_guard)]
