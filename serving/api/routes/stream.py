@@ -209,7 +209,11 @@ async def score_stream(
     seen: dict[Key, Seen] = {}
 
     def schedule(line: Line) -> asyncio.Future[tuple[ScoredComment | None, bytes]]:
-        parsed = parse_line(line, max_bytes)
+        try:
+            parsed = parse_line(line, max_bytes)
+        except Exception:  # never expected; a bug in one line must not end the stream either
+            log.exception("parsing line %d of a stream failed", line.number)
+            return done(_error(line.number, 500, "internal server error", kind="internal"))
         if isinstance(parsed, bytes):
             return done(parsed)
         key, digest = key_of(parsed), text_digest(parsed.text)
