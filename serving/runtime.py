@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from anyio import to_thread
@@ -38,6 +39,9 @@ WARMUP_TEXTS = [
     "ようこそ！" * 3,
     "Thank you all for being so kind to newcomers. " * 80,
 ]
+
+
+STUCK_WRITE_SECONDS = 1.0  # a write waiting longer than this makes /readyz answer 503
 
 
 def _ignore(_value: float) -> None:
@@ -69,13 +73,19 @@ class Runtime:
         self._on_ready = on_ready
         # Built here, not in the background, so unknown language codes stop the start-up.
         self.detect_language = language_detector(parse_languages(settings.languages), settings.lang_min_confidence)
-        self.engine = make_engine(settings.database_url)
+        self.engine = make_engine(settings.database_url, busy_timeout_ms=settings.store_busy_timeout_ms)
         self.sessions = make_sessionmaker(self.engine)
-        self.writer = GroupWriter(self.sessions, model_name=self.model_name, model_version=self.model_version)
+        self.writer = GroupWriter(
+            self.sessions,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            probe_interval=settings.store_probe_ms / 1000,
+        )
         self.batcher: MicroBatcher | None = None
         self.tagger: Tagger | None = None
         self.ready = False
         self.load_error: str | None = None
+        self.warmup_seconds_per_comment: float | None = None
         self._load_task: asyncio.Future[None] | None = None
 
     # --- lifecycle ---
@@ -102,8 +112,11 @@ class Runtime:
                 batch_size=self.settings.max_batch_size,
                 batch_overhead=self.settings.batch_overhead,
             )
-            self.tagger.score(WARMUP_TEXTS)
             predictor = self.tagger.predictor
+            start = time.perf_counter()
+            self.tagger.score(WARMUP_TEXTS)
+            # A first guess of the model's speed for the overload guard, until real calls refine it.
+            self.warmup_seconds_per_comment = (time.perf_counter() - start) / len(WARMUP_TEXTS)
             batcher = MicroBatcher(
                 predictor,
                 max_batch_size=self.settings.max_batch_size,
@@ -149,6 +162,18 @@ class Runtime:
                 if self.load_error
                 else "the model is still loading: retry when /readyz answers 200"
             )
+
+    @property
+    def store_fault(self) -> str | None:
+        """Why the store cannot take writes, while that lasts (the writer probes it and recovers):
+        writes fail, or one has been waiting for the database longer than STUCK_WRITE_SECONDS."""
+        now = time.monotonic()
+        fault, since, busy = self.writer.fault, self.writer.fault_since, self.writer.busy_since
+        if fault is not None:
+            return f"{fault} (for {now - since:.1f} s)" if since is not None else fault
+        if busy is not None and now - busy > STUCK_WRITE_SECONDS:
+            return f"a write has been waiting for the database for {now - busy:.1f} s"
+        return None
 
     @property
     def meta(self) -> BundleMeta:

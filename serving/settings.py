@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     # None: migrate SQLite at start-up, expect PostgreSQL to be migrated by `belong db upgrade`.
     auto_migrate: bool | None = None
+    # How long a SQLite write waits for another writer's lock before the request gets 503.
+    store_busy_timeout_ms: Annotated[int, Field(ge=10, le=600_000)] = 2000
+    # While writes fail, the writer retries a harmless write this often; /readyz is 503 meanwhile.
+    store_probe_ms: Annotated[int, Field(ge=10, le=60_000)] = 250
 
     # --- access ---
     # Only allowed on a loopback host: a public server always checks keys.
@@ -65,6 +69,16 @@ class Settings(BaseSettings):
     # The fixed cost of one model call, in tokens of one row: sorted batches are cut where padding
     # would cost more than that (see serving.engine.batching.plan_batches). 0: never pad; large: always full batches.
     batch_overhead: Annotated[float, Field(ge=0, le=100_000)] = 32.0
+
+    # --- rate limits per API key (a key's own, set through /v1/keys, override these) ---
+    rate_limit_enabled: bool = True
+    rate_limit_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 100  # requests per second
+    rate_limit_comments: Annotated[int, Field(ge=1, le=1_000_000)] = 1000  # comments per second (10 s window)
+    # limits' storage URI: memory:// is this process only; redis://host:6379 is shared by several.
+    rate_limit_storage: str = "memory://"
+
+    # --- overload: refuse scoring work that would wait longer than this (503 + Retry-After) ---
+    max_queue_wait_ms: Annotated[float, Field(ge=1, le=600_000)] = 1000.0
 
     # --- request limits ---
     # (at most 256 comments of 1 to 10,000 characters: fixed in serving/api/schemas.py, the API contract)

@@ -17,11 +17,11 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 
 from serving.api.auth import KeyStore
-from serving.api.errors import BodyLimitMiddleware, CatchAllMiddleware, model_unavailable, validation_handler
+from serving.api.errors import BodyLimitMiddleware, CatchAllMiddleware, install_errors, model_unavailable
 from serving.api.metrics import Metrics, MetricsMiddleware
+from serving.api.ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from serving.api.routes import ROUTERS
 from serving.api.scoring import ScoringService
 from serving.engine.batching import PredictorLike
@@ -90,10 +90,12 @@ def create_app(settings: Settings | None = None, *, predictor: PredictorLike | N
     app.state.metrics = metrics
     app.state.key_store = KeyStore(runtime.sessions, settings.key_cache_seconds)
     app.state.scoring = ScoringService(runtime, metrics)
-    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
+    install_errors(app)  # one error shape everywhere, described in /openapi.json
     app.add_exception_handler(ModelUnavailable, model_unavailable)
     # Last added runs first: metrics see every response, including the 500s and 413s below them.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt={"/v1/stream"})
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in ROUTERS:

@@ -2,8 +2,9 @@
 
 Usage in a route: `def handler(_: ReadKey)`, or `principal: Principal = Depends(require("score"))`.
 
-401 when the key is missing or unknown, 403 when it lacks the route's scope. `admin` implies the
-other scopes. Lookups are cached for `key_cache_seconds` (revoking through the API clears the cache
+401 when the key is missing or unknown, 403 when it lacks the route's scope, 429 when it exceeds its
+request rate (serving.api.ratelimit; every keyed answer carries RateLimit-* headers). `admin` implies
+the other scopes. Lookups are cached for `key_cache_seconds` (revoking through the API clears the cache
 at once; revoking from the CLI takes effect within that time).
 """
 
@@ -20,8 +21,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from serving.api.deps import RuntimeDep
+from serving.api.ratelimit import RateLimiter
 from serving.labels import ADMIN, SCOPES
 from serving.storage.keys import find_active_key, hash_token
+from serving.storage.ratelimits import key_limits
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key from `belong keys create`.")
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -32,6 +35,8 @@ class Principal:
     key_id: int | None
     name: str
     scopes: frozenset[str]
+    requests_per_second: int | None = None  # the key's own rate limits; None: the server's default
+    comments_per_second: int | None = None
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or ADMIN in self.scopes
@@ -53,7 +58,14 @@ class KeyStore:
             row = find_active_key(session, key_hash)
             if row is None:
                 return None
-            return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes.split(",")))
+            limits = key_limits(session, row.id)
+            return Principal(
+                key_id=row.id,
+                name=row.name,
+                scopes=frozenset(row.scopes.split(",")),
+                requests_per_second=limits.requests_per_second,
+                comments_per_second=limits.comments_per_second,
+            )
 
     async def resolve(self, token: str) -> Principal | None:
         key_hash = hash_token(token)
@@ -80,6 +92,14 @@ async def get_key_store(request: Request) -> KeyStore:
 KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
 
 
+async def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits requests whose key carries `scope` (or admin)."""
 
@@ -87,9 +107,11 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         runtime: RuntimeDep,
         keys: KeyStoreDep,
+        limiter: RateLimiterDep,
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     ) -> Principal:
         if runtime.settings.auth_disabled:
+            await limiter.hit_request(request.scope.setdefault("state", {}), LOCAL_PRINCIPAL)
             return LOCAL_PRINCIPAL
         header = request.headers.get("authorization")
         if not header:
@@ -101,6 +123,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         principal = await keys.resolve(token)
         if principal is None:
             raise HTTPException(401, "invalid or revoked API key", headers=CHALLENGE)
+        await limiter.hit_request(request.scope.setdefault("state", {}), principal)
         if not principal.allows(scope):
             raise HTTPException(403, f"this API key lacks the '{scope}' scope")
         return principal

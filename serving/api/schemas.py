@@ -2,14 +2,24 @@
 
 Inputs forbid unknown fields and do not coerce types (an id must be a JSON string, `store` a JSON
 boolean). Lists are answered as `{data: [...], count: N}`.
+
+- **Ids** (comment, thread, community, author, parent): 1 to 200 characters, any Unicode except
+  control characters (U+0000-U+001F, U+007F-U+009F) and lone surrogates, and not "." or ".." (a path
+  segment clients rewrite). They are kept exactly as sent: no Unicode normalisation, so "é" (NFC)
+  and "é" (NFD) are two ids. In a URL path, percent-encode the id as one segment
+  (`quote(id, safe="")`: "a/b" -> a%2Fb); routes accept "/" inside ids, so every stored id reads back.
+- **Texts**: 1 to 10,000 characters, no NUL and no lone surrogates (neither can be stored).
+- **Times**: RFC 3339 with an offset, from 1970-01-01T00:00:00Z up to (not including)
+  2100-01-01T00:00:00Z, and normalised to UTC.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import unicodedata
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
 from serving.labels import Scope, ThreadStatus
 from serving.timefmt import parse_rfc3339
@@ -17,9 +27,58 @@ from serving.timefmt import parse_rfc3339
 MAX_COMMENTS = 256
 MAX_TEXT_CHARS = 10_000
 MAX_ID_CHARS = 200
+MAX_OFFSET = 1_000_000_000
+MAX_KEY_ID = 2**31 - 1  # an INTEGER primary key on every backend
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)  # exclusive
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS)]
-Rfc3339 = Annotated[datetime, BeforeValidator(parse_rfc3339)]
+
+def _bad_characters(value: str, *, controls: bool) -> str | None:
+    """What makes `value` unstorable or unsafe to echo, or None."""
+    for position, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return f"a lone surrogate (U+{ord(char):04X}) at character {position}: send valid Unicode"
+        if char == "\x00":
+            return f"a NUL character at character {position}"
+        if controls and category == "Cc":
+            return f"a control character (U+{ord(char):04X}) at character {position}"
+    return None
+
+
+def check_id(value: str) -> str:
+    bad = _bad_characters(value, controls=True)
+    if bad:
+        raise ValueError(f"ids cannot contain {bad}")
+    if value in (".", ".."):
+        raise ValueError(f"{value!r} cannot be an id (it is a relative path segment)")
+    return value
+
+
+def check_text(value: str) -> str:
+    bad = _bad_characters(value, controls=False)
+    if bad:
+        raise ValueError(f"text cannot contain {bad}")
+    return value
+
+
+def check_time(value: datetime) -> datetime:
+    """Within [1970-01-01Z, 2100-01-01Z), as UTC. Compares before converting: no overflow at the edges."""
+    if value.tzinfo is None:
+        raise ValueError("a date-time needs an offset (Z or +hh:mm)")
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("date-times must be from 1970-01-01T00:00:00Z up to (not including) 2100-01-01T00:00:00Z")
+    return value.astimezone(timezone.utc)
+
+
+def parse_time(value: str) -> datetime:
+    """An RFC 3339 string within the accepted range, as UTC; ValueError says what is wrong."""
+    return check_time(parse_rfc3339(value))
+
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(check_id)]
+Text = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(check_text)]
+Rfc3339 = Annotated[datetime, BeforeValidator(parse_rfc3339), AfterValidator(check_time)]
 Lang = Annotated[StrictStr, Field(min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")]
 Bucket = Literal["hour", "day"]
 
@@ -33,7 +92,7 @@ class Strict(BaseModel):
 
 class CommentIn(Strict):
     id: Id = Field(description="Your id for the comment; unique within its community.")
-    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    text: Text
     thread_id: Id | None = None
     community_id: Id | None = None
     author_id: Id | None = None
@@ -184,9 +243,19 @@ class Info(BaseModel):
     limits: Limits
 
 
+class RateLimits(Strict):
+    requests_per_second: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] | None = Field(
+        default=None, description="Requests per second (1 s window); null: the server default."
+    )
+    comments_per_second: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] | None = Field(
+        default=None, description="Comments per second (averaged over 10 s); null: the server default."
+    )
+
+
 class KeyCreate(Strict):
-    name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100), AfterValidator(check_id)]
     scopes: list[Scope] = Field(min_length=1, max_length=3)
+    rate_limits: RateLimits | None = Field(default=None, description="This key's own rate limits.")
 
 
 class KeyCreated(BaseModel):
@@ -194,6 +263,7 @@ class KeyCreated(BaseModel):
     name: str
     key: str = Field(description="Shown once: only its hash is stored.")
     scopes: list[str]
+    rate_limits: RateLimits
 
 
 class KeyOut(BaseModel):
@@ -203,6 +273,7 @@ class KeyOut(BaseModel):
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
+    rate_limits: RateLimits = Field(description="The key's own limits (null: the server default).")
 
 
 class KeyList(BaseModel):

@@ -7,9 +7,19 @@ Usage (inside a transaction, `with sessions.begin() as db:`):
     viewer = resolve_session(db, token, settings)   # None once expired, idle, or the user disabled
 
 Passwords are hashed with argon2id (argon2-cffi defaults). An unknown username costs the same
-argon2 verification as a known one, so timing does not tell which usernames exist. After
-`max_failures` failed logins for one (username, IP) within `lock_minutes`, that pair is refused
-without checking the password until the oldest of those failures is `lock_minutes` old.
+argon2 verification as a known one, so timing does not tell which usernames exist.
+
+Login throttling (docs/moderation.md), built so that an attacker cannot lock out everyone behind
+the same IP (an office NAT, a proxy):
+- per (username, IP): after `max_failures` failed logins within `lock_minutes`, that pair is
+  refused without checking the password until the oldest of those failures is `lock_minutes` old
+  (a success from that IP resets the count);
+- per IP: after `max_failures_per_ip` failed logins from one IP (any usernames) within
+  `lock_minutes`, that IP is refused for usernames that have not logged in successfully from it in
+  the last 30 days. A moderator who has logged in from there before is still checked, so password
+  spraying from a shared IP never locks out a colleague who types the right password. While the IP
+  is over its budget, a wrong password for such a username is answered like the refusal (429), so
+  the answer does not tell which usernames log in from that IP.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -36,7 +47,8 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 TOUCH_EVERY = timedelta(seconds=60)  # write last_seen_at at most this often
-KEEP_ATTEMPTS = timedelta(days=7)
+KEEP_ATTEMPTS = timedelta(days=7)  # failed attempts
+TRUSTED_FOR = timedelta(days=30)  # a successful login from an IP exempts that pair from the IP limit this long
 
 hasher = PasswordHasher()
 
@@ -182,11 +194,21 @@ class LoginOutcome:
         return self.token is not None
 
 
-def lockout_remaining(
-    db: Session, username: str, ip: str, settings: ModerationSettings, now: datetime | None = None
-) -> timedelta | None:
-    """How long this (username, IP), or this IP, is still locked out; None when it may try."""
-    now = now or utcnow()
+def _locked_for(failures: list[datetime], limit: int, window: timedelta, now: datetime) -> timedelta | None:
+    """Locked until the oldest of the last `limit` failures leaves the window."""
+    if len(failures) < limit:
+        return None
+    wait = failures[limit - 1] + window - now
+    return wait if wait > timedelta(0) else None
+
+
+def _failures(db: Session, limit: int, *where: Any) -> list[datetime]:
+    query = select(LoginAttempt.at).where(*where, LoginAttempt.success.is_(False))
+    return list(db.scalars(query.order_by(LoginAttempt.at.desc()).limit(limit)))
+
+
+def pair_lockout(db: Session, username: str, ip: str, settings: ModerationSettings, now: datetime) -> timedelta | None:
+    """How long this (username, IP) is still locked out after too many failures; None when it may try."""
     window = timedelta(minutes=settings.lock_minutes)
     last_success = db.scalar(
         select(func.max(LoginAttempt.at)).where(
@@ -194,23 +216,39 @@ def lockout_remaining(
         )
     )
     since = max(now - window, last_success) if last_success else now - window
-    waits = []
-    pair = (LoginAttempt.username == username, LoginAttempt.ip == ip, LoginAttempt.at > since)
-    whole_ip = (LoginAttempt.ip == ip, LoginAttempt.at > now - window)
-    for scope, limit in ((pair, settings.max_failures), (whole_ip, settings.max_failures_per_ip)):
-        failures = list(
-            db.scalars(
-                select(LoginAttempt.at)
-                .where(*scope, LoginAttempt.success.is_(False))
-                .order_by(LoginAttempt.at.desc())
-                .limit(limit)
-            )
-        )
-        if len(failures) >= limit:
-            # Locked until the oldest of the last `limit` failures leaves the window.
-            waits.append(failures[-1] + window - now)
-    wait = max(waits, default=None)
-    return wait if wait is not None and wait > timedelta(0) else None
+    where = (LoginAttempt.username == username, LoginAttempt.ip == ip, LoginAttempt.at > since)
+    return _locked_for(_failures(db, settings.max_failures, *where), settings.max_failures, window, now)
+
+
+def ip_lockout(db: Session, ip: str, settings: ModerationSettings, now: datetime) -> timedelta | None:
+    """How long this IP is over its failure budget; None when it is not."""
+    window = timedelta(minutes=settings.lock_minutes)
+    where = (LoginAttempt.ip == ip, LoginAttempt.at > now - window)
+    return _locked_for(_failures(db, settings.max_failures_per_ip, *where), settings.max_failures_per_ip, window, now)
+
+
+def trusted_pair(db: Session, username: str, ip: str, now: datetime) -> bool:
+    """This username logged in successfully from this IP in the last TRUSTED_FOR."""
+    query = select(LoginAttempt.id).where(
+        LoginAttempt.username == username,
+        LoginAttempt.ip == ip,
+        LoginAttempt.success.is_(True),
+        LoginAttempt.at > now - TRUSTED_FOR,
+    )
+    return db.scalar(query.limit(1)) is not None
+
+
+def lockout_remaining(
+    db: Session, username: str, ip: str, settings: ModerationSettings, now: datetime | None = None
+) -> timedelta | None:
+    """How long this (username, IP) may not even try; None when its password will be checked."""
+    now = now or utcnow()
+    pair = pair_lockout(db, username, ip, settings, now)
+    if pair is not None:
+        return pair
+    if trusted_pair(db, username, ip, now):
+        return None
+    return ip_lockout(db, ip, settings, now)
 
 
 def attempt_login(
@@ -231,9 +269,15 @@ def attempt_login(
         valid = False
     valid = valid and user is not None and user.disabled_at is None
     db.add(LoginAttempt(username=name, ip=ip, at=now, success=valid))
-    db.execute(delete(LoginAttempt).where(LoginAttempt.at < now - KEEP_ATTEMPTS))
+    db.execute(
+        delete(LoginAttempt).where(
+            ((LoginAttempt.success.is_(False)) & (LoginAttempt.at < now - KEEP_ATTEMPTS))
+            | (LoginAttempt.at < now - TRUSTED_FOR)
+        )
+    )
     if not valid or user is None:
-        return LoginOutcome()
+        # A trusted pair checked while its IP is over budget: answer as the refusal does.
+        return LoginOutcome(retry_after=ip_lockout(db, ip, settings, now))
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
     user.last_login_at = now

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from serving.api.auth import LOCAL_PRINCIPAL, KeyStoreDep, Principal
+from serving.api.auth import LOCAL_PRINCIPAL, KeyStoreDep, Principal, RateLimiterDep
 from serving.api.deps import RuntimeDep
 from serving.perspective.errors import PerspectiveError
 
@@ -30,8 +30,12 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-async def perspective_key(request: Request, runtime: RuntimeDep, keys: KeyStoreDep) -> Principal:
+async def perspective_key(
+    request: Request, runtime: RuntimeDep, keys: KeyStoreDep, limiter: RateLimiterDep
+) -> Principal:
+    """The key's principal, counted against its request budget like any keyed route (429 otherwise)."""
     if runtime.settings.auth_disabled:
+        await limiter.hit_request(request.scope.setdefault("state", {}), LOCAL_PRINCIPAL)
         return LOCAL_PRINCIPAL
     token = presented_key(request)
     if token is None:
@@ -49,6 +53,7 @@ async def perspective_key(request: Request, runtime: RuntimeDep, keys: KeyStoreD
             info_reason="API_KEY_INVALID",
             headers=CHALLENGE,
         )
+    await limiter.hit_request(request.scope.setdefault("state", {}), principal)
     if not principal.allows(SCOPE):
         raise PerspectiveError(403, f"This API key lacks the '{SCOPE}' scope.", info_reason="API_KEY_SCOPE_MISSING")
     return principal

@@ -16,10 +16,11 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException  # FastAPI's and serving.api's ApiError both derive from it
 
 from serving.engine.batching import BatcherStopped, Overloaded
 from serving.runtime import ModelUnavailable

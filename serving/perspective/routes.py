@@ -21,6 +21,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from serving.api.auth import RateLimiterDep
 from serving.api.deps import RuntimeDep, ScoringDep
 from serving.api.schemas import CommentIn
 from serving.engine.batching import BatcherStopped, Item
@@ -140,7 +141,11 @@ def _score(value: float) -> Score:
     include_in_schema=False,
 )
 async def analyze(
-    request: AnalyzeCommentRequest, service: ScoringDep, runtime: RuntimeDep, _: PerspectiveKey
+    request: AnalyzeCommentRequest,
+    service: ScoringDep,
+    runtime: RuntimeDep,
+    principal: PerspectiveKey,
+    limiter: RateLimiterDep,
 ) -> AnalyzeCommentResponse:
     """Perspective's AnalyzeComment: TOXICITY is our hostile probability, CURIOSITY_EXPERIMENTAL our
     curious one; WELCOMING, CURIOUS and HOSTILE are the tags themselves."""
@@ -148,6 +153,7 @@ async def analyze(
     languages = languages_of(request.languages)
     wanted = wanted_attributes(request, languages)
     service.check_ready()
+    await limiter.hit_comments(principal, 1)
     batcher = runtime.batcher
     if batcher is None:
         raise BatcherStopped("the model is not ready")

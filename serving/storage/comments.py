@@ -50,6 +50,7 @@ class StoredResult:
     tags: list[str]
     lang: str
     truncated: bool
+    text: str  # what was scored: a resend with another text is a conflict, not a new score
 
 
 def scores_of(row: Comment) -> dict[str, float]:
@@ -61,7 +62,7 @@ def tags_of(row: Comment) -> list[str]:
 
 
 def result_of(row: Comment) -> StoredResult:
-    return StoredResult(scores=scores_of(row), tags=tags_of(row), lang=row.lang, truncated=row.truncated)
+    return StoredResult(scores=scores_of(row), tags=tags_of(row), lang=row.lang, truncated=row.truncated, text=row.text)
 
 
 def _insert(session: Session, table: Any) -> Any:

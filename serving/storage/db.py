@@ -23,6 +23,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+
 log = logging.getLogger(__name__)
 
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
@@ -32,8 +33,26 @@ class DatabaseNotMigrated(RuntimeError):
     """The database schema is not at the revision this code expects."""
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; for a SQLite file, create its folder and set WAL and a busy timeout."""
+class StoreUnavailable(RuntimeError):
+    """The store cannot take writes right now (locked, read-only, full or unreachable); retry later.
+
+    Raised instead of the driver's error so callers can answer "try again" without knowing SQL.
+    """
+
+    def __init__(self, message: str, retry_after: float = 2.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
+    """Create an engine; for a SQLite file, create its folder and set WAL and a busy timeout.
+
+    `busy_timeout_ms`: how long a SQLite statement waits for another writer's lock before failing
+    with "database is locked" (the server uses a short one so a stuck lock becomes a quick 503).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
@@ -46,7 +65,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     Path(database).parent.mkdir(parents=True, exist_ok=True)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("check_same_thread", False)
-    connect_args.setdefault("timeout", 30)
+    connect_args.setdefault("timeout", busy_timeout_ms / 1000)
     engine = create_engine(url, connect_args=connect_args, pool_size=20, max_overflow=20, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -54,7 +73,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable except on power loss
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -63,10 +82,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def all_metadata() -> MetaData:
     """The metadata of every table: the scoring tables (`models`) and the moderation ones (`moderation`)."""
-    from serving.storage import (  # noqa: F401  (issue 10's tables)
+    from serving.storage import (  # noqa: F401  (each module registers its tables on Base)
         integrations,
-        moderation,  # noqa: F401  (registers its tables on Base)
+        moderation,
         perspective,
+        ratelimits,
         webhooks,
     )
     from serving.storage.models import Base

@@ -11,13 +11,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import AfterValidator
 
+from serving.api import paths  # noqa: F401  (the {name:id} path convertor)
 from serving.api.auth import ReadKey
 from serving.api.deps import DbSession
-from serving.api.schemas import BelongingReport, Bucket, BucketStats, NewcomerStats, TagStats
+from serving.api.errors import ApiError
+from serving.api.schemas import (
+    MAX_ID_CHARS,
+    BelongingReport,
+    Bucket,
+    BucketStats,
+    NewcomerStats,
+    TagStats,
+    check_id,
+)
+from serving.api.schemas import parse_time as parse_bounded_time
 from serving.storage.analytics import BUCKET_STEP, Reception, TagCounts, belonging_by_bucket, newcomer_reception
-from serving.timefmt import from_db, parse_rfc3339, to_db, utcnow
+from serving.timefmt import from_db, to_db, utcnow
 
 router = APIRouter(tags=["reading"])
 
@@ -53,18 +65,22 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return to_db(parse_rfc3339(value))
+        return to_db(parse_bounded_time(value))
     except ValueError as exc:
-        raise HTTPException(422, f"query parameter {name}: {exc}") from exc
+        raise ApiError(422, f"query parameter {name}: {exc}", kind="datetime_invalid", loc=("query", name)) from exc
 
 
 @router.get(
-    "/v1/communities/{community_id}/belonging",
+    "/v1/communities/{community_id:id}/belonging",
     response_model=BelongingReport,
     responses={401: {}, 403: {}, 422: {}},
 )
 def belonging(
-    community_id: str,
+    community_id: Annotated[
+        str,
+        Path(min_length=1, max_length=MAX_ID_CHARS, description="Percent-encode it: quote(id, safe='')."),
+        AfterValidator(check_id),
+    ],
     _: ReadKey,
     db: DbSession,
     since: Annotated[
@@ -76,7 +92,7 @@ def belonging(
     end = parse_time("until", until) or utcnow()
     start = parse_time("since", since) or end - DEFAULT_SPAN[bucket]
     if start >= end:
-        raise HTTPException(422, "query parameter since: must be before until")
+        raise ApiError(422, "query parameter since: must be before until", loc=("query", "since"))
     if (end - start) / BUCKET_STEP[bucket] > MAX_BUCKETS:
         raise HTTPException(
             422,

@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import AfterValidator
 
 from serving.api.auth import ReadKey
 from serving.api.deps import DbSession, RuntimeDep
-from serving.api.schemas import MAX_ID_CHARS, FlaggedThread, FlagLimitsOut, FlagsPage
+from serving.api.schemas import MAX_ID_CHARS, MAX_OFFSET, FlaggedThread, FlagLimitsOut, FlagsPage, check_id
 from serving.labels import ThreadStatus
 from serving.storage.models import Thread
 from serving.storage.threads import FlagLimits, FlagReason, flag_reasons, flagged_threads, hostile_share
@@ -49,7 +50,7 @@ def flags(
     _: ReadKey,
     runtime: RuntimeDep,
     db: DbSession,
-    community_id: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS)] = None,
+    community_id: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(check_id)] = None,
     status: Annotated[Literal[ThreadStatus, Literal["any"]], Query(description="Review status.")] = "open",
     sort: Annotated[
         Literal["newest", "worst"],
@@ -59,7 +60,7 @@ def flags(
         ),
     ] = "newest",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> FlagsPage:
     limits = runtime.settings.flag_limits
     rows, total = flagged_threads(

@@ -2,16 +2,26 @@
 
 Output starts as soon as the first line is scored, while the request is still arriving. Up to
 `stream_window` lines are scored ahead (so they share batches) while earlier answers are written.
-A bad line gets an error line with its line number and the stream goes on. Blank lines are skipped
-(they are not records); line numbers count every physical line, starting at 1.
+Blank lines are skipped (they are not records); line numbers count every physical line, from 1.
+
+Nothing a line holds can end the response: each line is parsed, validated and scored on its own
+and answered with its line number, either scored or as an error line
+`{"line": n, "id": ..., "error": {"status": 4xx/5xx, "detail": ..., "errors": [...]}}` (the API's
+error shape plus the status). The id is echoed only when it is a string that can be written back.
+
+Duplicate ids (same community_id and id) within one stream: a later line with the same text is
+answered with the earlier line's result (scored and stored once); with a different text it gets a
+409 error line and nothing of it is stored. A stored comment's text never differs from the one its
+scores belong to. Over the key's comment rate the stream slows down (lines wait) instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -21,15 +31,20 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from serving.api.auth import ScoreKey
+from serving.api.auth import RateLimiterDep, ScoreKey
 from serving.api.deps import RuntimeDep, ScoringDep
-from serving.api.errors import describe_errors, summarize
-from serving.api.schemas import CommentIn, StreamError, StreamErrorBody, StreamScored
-from serving.api.scoring import ScoringService
+from serving.api.errors import ApiError, describe_errors, error_body, render_json, summarize
+from serving.api.schemas import CommentIn, ScoredComment, StreamScored
+from serving.api.scoring import ScoringService, key_of
 from serving.engine.batching import BatcherStopped, Overloaded
+from serving.runtime import ModelUnavailable
+from serving.storage.comments import Key
+from serving.storage.db import StoreUnavailable
+from serving.storage.writer import fault_reason, is_store_fault
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["scoring"])
+MAX_TRACKED_IDS = 100_000  # ids remembered per stream for the duplicate rule; the store checks the rest
 
 
 @dataclass(frozen=True)
@@ -64,58 +79,183 @@ async def split_lines(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIter
         yield Line(number + 1, buffer)
 
 
-def _error(number: int, status: int, detail: str, item: str | None = None) -> bytes:
-    line = StreamError(line=number, id=item, error=StreamErrorBody(status=status, detail=f"line {number}: {detail}"))
-    return line.model_dump_json().encode() + b"\n"
+def _safe_id(value: object) -> str | None:
+    """The line's id, to echo on its answer, only when it is a string that can be written back."""
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
-async def score_line(line: Line, service: ScoringService, *, store: bool, max_bytes: int) -> bytes:
+def _error(
+    number: int,
+    status: int,
+    detail: str,
+    item: str | None = None,
+    errors: list[dict] | None = None,
+    kind: str | None = None,
+) -> bytes:
+    """An error line: the API's error shape (detail, errors) plus the status, the line number and id."""
+    body = error_body(status, f"line {number}: {detail}", errors, kind)
+    return render_json({"line": number, "id": item, "error": {"status": status, **body}}) + b"\n"
+
+
+def _scored(number: int, scored: ScoredComment) -> bytes:
+    return render_json(StreamScored(line=number, **scored.model_dump()).model_dump()) + b"\n"
+
+
+def parse_line(line: Line, max_bytes: int) -> CommentIn | bytes:
+    """The line's comment, or its error line. Nothing in the line can raise out of here."""
     if line.raw is None:
-        return _error(line.number, 413, f"at most {max_bytes} bytes per line")
+        return _error(line.number, 413, f"at most {max_bytes} bytes per line", kind="too_large")
     try:
         payload = json.loads(line.raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        return _error(line.number, 400, f"invalid JSON{where}: {reason}")
+    except json.JSONDecodeError as exc:
+        return _error(line.number, 400, f"invalid JSON at character {exc.pos}: {exc.msg}", kind="json_invalid")
+    except UnicodeDecodeError:
+        return _error(line.number, 400, "invalid JSON: not UTF-8", kind="json_invalid")
+    except RecursionError:
+        return _error(line.number, 400, "invalid JSON: nested too deeply", kind="json_invalid")
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        return _error(line.number, 400, f"invalid JSON: {exc}", kind="json_invalid")
     if not isinstance(payload, dict):
-        return _error(line.number, 422, f"expected a JSON object (one comment per line), got {type(payload).__name__}")
-    item = payload.get("id") if isinstance(payload.get("id"), str) else None
+        kind = type(payload).__name__
+        return _error(line.number, 422, f"expected a JSON object (one comment per line), got {kind}", kind="dict_type")
+    item = _safe_id(payload.get("id"))
     try:
-        comment = CommentIn.model_validate(payload)
+        return CommentIn.model_validate(payload)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         described = describe_errors(errors, payload)
         for entry in described:
             entry.pop("item", None)  # the id is given on the error line itself
-        return _error(line.number, 422, summarize(described), item)
+        return _error(line.number, 422, summarize(described), item, described)
+
+
+def text_digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+@dataclass
+class Seen:
+    """An earlier line of this stream with the same (community_id, id)."""
+
+    number: int
+    digest: bytes
+    task: asyncio.Future[tuple[ScoredComment | None, bytes]]
+
+
+async def score_comment(
+    number: int, comment: CommentIn, service: ScoringService, *, store: bool
+) -> tuple[ScoredComment | None, bytes]:
     try:
-        (scored,) = await service.score([comment], store=store)
+        (scored,) = await service.score([comment], store=store, admitted=True)
+    except ApiError as exc:
+        detail = str(exc.detail)
+        if exc.status_code == 409:
+            detail = (
+                f"id {json.dumps(comment.id)} is already stored with a different text; "
+                "a stored comment's text cannot change: send an edited text under a new id"
+            )
+        return None, _error(number, exc.status_code, detail, comment.id, kind=exc.kind)
     except (Overloaded, BatcherStopped) as exc:
-        return _error(line.number, 503, str(exc), item)
-    except Exception:
-        log.exception("scoring line %d of a stream failed", line.number)
-        return _error(line.number, 500, "internal server error", item)
-    return StreamScored(line=line.number, **scored.model_dump()).model_dump_json().encode() + b"\n"
+        return None, _error(number, 503, str(exc), comment.id, kind="overloaded")
+    except ModelUnavailable as exc:
+        return None, _error(number, 503, str(exc), comment.id, kind="model_unavailable")
+    except Exception as exc:
+        if isinstance(exc, StoreUnavailable) or is_store_fault(exc):
+            reason = str(exc) if isinstance(exc, StoreUnavailable) else fault_reason(exc)
+            return None, _error(
+                number,
+                503,
+                f"the store is unavailable: {reason}; resend this line",
+                comment.id,
+                kind="store_unavailable",
+            )
+        log.exception("scoring line %d of a stream failed", number)
+        return None, _error(number, 500, "internal server error", comment.id, kind="internal")
+    return scored, _scored(number, scored)
+
+
+async def repeat_line(
+    number: int, comment: CommentIn, first: Seen, service: ScoringService, *, store: bool
+) -> tuple[ScoredComment | None, bytes]:
+    """A later line with the id and text of an earlier one: the earlier line's answer, scored once."""
+    scored, _ = await first.task
+    if scored is None:  # the earlier line failed (e.g. 503): this one gets its own try
+        return await score_comment(number, comment, service, store=store)
+    return scored, _scored(number, scored)
+
+
+def done(answer: bytes) -> asyncio.Future[tuple[ScoredComment | None, bytes]]:
+    future: asyncio.Future[tuple[ScoredComment | None, bytes]] = asyncio.get_running_loop().create_future()
+    future.set_result((None, answer))
+    return future
 
 
 async def score_stream(
-    request: Request, service: ScoringService, *, store: bool, max_bytes: int, window: int
+    request: Request,
+    service: ScoringService,
+    *,
+    store: bool,
+    max_bytes: int,
+    window: int,
+    pace: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
-    pending: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue(maxsize=window)
+    pending: asyncio.Queue[asyncio.Future[tuple[ScoredComment | None, bytes]] | None] = asyncio.Queue(maxsize=window)
+    seen: dict[Key, Seen] = {}
+
+    def schedule(line: Line) -> asyncio.Future[tuple[ScoredComment | None, bytes]]:
+        try:
+            parsed = parse_line(line, max_bytes)
+        except Exception:  # never expected; a bug in one line must not end the stream either
+            log.exception("parsing line %d of a stream failed", line.number)
+            return done(_error(line.number, 500, "internal server error", kind="internal"))
+        if isinstance(parsed, bytes):
+            return done(parsed)
+        key, digest = key_of(parsed), text_digest(parsed.text)
+        first = seen.get(key)
+        if first is None:
+            task = asyncio.ensure_future(score_comment(line.number, parsed, service, store=store))
+            if len(seen) < MAX_TRACKED_IDS:
+                seen[key] = Seen(line.number, digest, task)
+            return task
+        if first.digest != digest:
+            return done(
+                _error(
+                    line.number,
+                    409,
+                    f"id {json.dumps(parsed.id)} was sent on line {first.number} with a different text; "
+                    "a comment's text cannot change: send an edited text under a new id",
+                    parsed.id,
+                    kind="conflict",
+                )
+            )
+        return asyncio.ensure_future(repeat_line(line.number, parsed, first, service, store=store))
 
     async def read() -> None:
         try:
             async for line in split_lines(request.stream(), max_bytes):
-                task = asyncio.ensure_future(score_line(line, service, store=store, max_bytes=max_bytes))
-                await pending.put(task)
+                if pace is not None and line.raw is not None:
+                    await pace()
+                await pending.put(schedule(line))
         finally:
             await pending.put(None)
 
     reader = asyncio.ensure_future(read())
     try:
         while (task := await pending.get()) is not None:
-            yield await task
+            try:
+                _scored_comment, answer = await task
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never expected: score_comment answers every failure itself
+                log.exception("a stream line failed")
+                answer = _error(0, 500, "internal server error", kind="internal")
+            yield answer
         await reader  # surface a disconnect
     except ClientDisconnect:
         log.info("stream client went away")
@@ -172,12 +312,25 @@ async def stream(
     request: Request,
     runtime: RuntimeDep,
     service: ScoringDep,
-    _: ScoreKey,
+    principal: ScoreKey,
+    limiter: RateLimiterDep,
     store: Annotated[bool, Query(description="false: score only, persist nothing.")] = True,
 ) -> DuplexStreamingResponse:
     service.check_ready()
+    service.guard.check()  # an overloaded server refuses new streams (503); open ones slow down
     settings = runtime.settings
+
+    async def pace() -> None:  # over the key's comment rate, the stream slows down instead of failing
+        await limiter.pace_comments(principal, 1)
+
     return DuplexStreamingResponse(
-        score_stream(request, service, store=store, max_bytes=settings.max_line_bytes, window=settings.stream_window),
+        score_stream(
+            request,
+            service,
+            store=store,
+            max_bytes=settings.max_line_bytes,
+            window=settings.stream_window,
+            pace=pace if limiter.enabled else None,
+        ),
         media_type="application/x-ndjson",
     )

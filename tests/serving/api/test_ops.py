@@ -20,7 +20,7 @@ def test_readyz_is_503_until_warmed_up(make_client, settings):
     slow.gate.clear()
     client = make_client(settings, slow, ready=False)
     response = client.get("/readyz")
-    assert (response.status_code, response.json()) == (503, {"detail": "the model is loading"})
+    assert (response.status_code, response.json()["detail"]) == (503, "the model is loading")
     assert client.get("/healthz").status_code == 200
     slow.gate.set()
     from tests.serving.conftest import wait_ready
@@ -38,8 +38,8 @@ def test_a_model_that_fails_to_load(make_client, settings):
 
         time.sleep(0.01)
     detail = "the model failed to load: RuntimeError: model exploded"
-    assert (client.get("/healthz").status_code, client.get("/healthz").json()) == (503, {"detail": detail})
-    assert (client.get("/readyz").status_code, client.get("/readyz").json()) == (503, {"detail": detail})
+    assert (client.get("/healthz").status_code, client.get("/healthz").json()["detail"]) == (503, detail)
+    assert (client.get("/readyz").status_code, client.get("/readyz").json()["detail"]) == (503, detail)
 
 
 def test_info(client, keys):
@@ -96,19 +96,16 @@ def test_keys_api(client, keys):
     assert listed["count"] == 5 and listed["data"][-1]["name"] == "bot" and "key" not in listed["data"][-1]
     assert client.delete(f"/v1/keys/{created['id']}", headers=bearer(keys.admin)).status_code == 204
     gone = client.post("/v1/score", json={"comments": [{"id": "2", "text": "hi"}]}, headers=bearer(created["key"]))
-    assert (gone.status_code, gone.json()) == (401, {"detail": "invalid or revoked API key"})
+    assert (gone.status_code, gone.json()["detail"]) == (401, "invalid or revoked API key")
     again = client.delete(f"/v1/keys/{created['id']}", headers=bearer(keys.admin))
-    assert (again.status_code, again.json()) == (
-        404,
-        {"detail": f"no active API key with id {created['id']}"},
-    )
+    assert (again.status_code, again.json()["detail"]) == (404, f"no active API key with id {created['id']}")
     bad = client.post("/v1/keys", json={"name": "x", "scopes": ["root"]}, headers=bearer(keys.admin))
     assert (bad.status_code, bad.json()["detail"]) == (
         422,
         "scopes[0]: Input should be 'score', 'read' or 'admin'",
     )
     denied = client.post("/v1/keys", json={"name": "x", "scopes": ["score"]}, headers=bearer(keys.both))
-    assert (denied.status_code, denied.json()) == (403, {"detail": "this API key lacks the 'admin' scope"})
+    assert (denied.status_code, denied.json()["detail"]) == (403, "this API key lacks the 'admin' scope")
 
 
 def test_openapi_documents_the_routes(client):
@@ -129,7 +126,7 @@ def test_openapi_documents_the_routes(client):
 
 def test_unknown_route_is_a_json_404(client):
     response = client.get("/v2/nothing")
-    assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
+    assert (response.status_code, response.json()["detail"]) == (404, "Not Found")
 
 
 def test_settings_refuse_auth_off_on_a_public_host():

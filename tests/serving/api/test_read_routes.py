@@ -74,21 +74,18 @@ def test_thread_pagination_and_community_filter(conversation, keys):
     assert [c["id"] for c in page["data"]] == ["r2", "r3"] and page["count"] == 5
     response = conversation.get("/v1/threads/t1?community_id=elsewhere", headers=bearer(keys.read))
     assert response.status_code == 404
-    assert response.json() == {"detail": "thread 't1' in community 'elsewhere' has no stored comments"}
+    assert response.json()["detail"] == "thread 't1' in community 'elsewhere' has no stored comments"
 
 
 def test_thread_errors(client, keys):
     response = client.get("/v1/threads/nope", headers=bearer(keys.read))
-    assert (response.status_code, response.json()) == (
-        404,
-        {"detail": "thread 'nope' has no stored comments"},
-    )
+    assert (response.status_code, response.json()["detail"]) == (404, "thread 'nope' has no stored comments")
     response = client.get("/v1/threads/t1?limit=0", headers=bearer(keys.read))
     assert response.status_code == 422
     assert response.json()["detail"] == "query parameter limit: Input should be greater than or equal to 1"
     assert client.get("/v1/threads/t1").status_code == 401
     response = client.get("/v1/threads/t1", headers=bearer(keys.score))
-    assert (response.status_code, response.json()) == (403, {"detail": "this API key lacks the 'read' scope"})
+    assert (response.status_code, response.json()["detail"]) == (403, "this API key lacks the 'read' scope")
 
 
 # --- belonging ---

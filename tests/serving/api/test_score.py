@@ -90,18 +90,8 @@ def test_sending_again_returns_the_stored_result_and_counts_once(make_client, se
     first = {"comments": [{"id": "c1", "text": "welcome!", "community_id": "rn", "thread_id": "t"}]}
     again = {
         "comments": [
-            {
-                "id": "c1",
-                "text": "go back, idiot",
-                "community_id": "rn",
-                "thread_id": "t",
-            },  # same key, new text
-            {
-                "id": "c1",
-                "text": "go back, idiot",
-                "community_id": "other",
-                "thread_id": "t",
-            },  # other community
+            {"id": "c1", "text": "welcome!", "community_id": "rn", "thread_id": "t"},  # same key, same text
+            {"id": "c1", "text": "go back, idiot", "community_id": "other", "thread_id": "t"},  # other community
         ]
     }
     client.post("/v1/score", json=first, headers=bearer(keys.score))
@@ -109,7 +99,7 @@ def test_sending_again_returns_the_stored_result_and_counts_once(make_client, se
     response = client.post("/v1/score", json=again, headers=bearer(keys.score))
     assert response.status_code == 200
     stored, other = response.json()["data"]
-    assert stored["tags"] == ["welcoming"]  # the first write wins
+    assert stored["tags"] == ["welcoming"]
     assert other["tags"] == ["hostile"]
     assert sum(len(b) for b in predictor.batches) - scored_before == 1  # only the new one ran
     rows = stored_rows(db_url)
@@ -119,6 +109,30 @@ def test_sending_again_returns_the_stored_result_and_counts_once(make_client, se
         thread = session.scalars(select(Thread).where(Thread.community_id == "rn")).one()
         assert (thread.comment_count, thread.welcoming_count, thread.hostile_count) == (1, 1, 0)
     engine.dispose()
+
+
+def test_a_stored_id_with_another_text_is_a_conflict_and_stores_nothing(make_client, settings, keys, db_url):
+    predictor = FakePredictor()
+    client = make_client(settings, predictor)
+    client.post(
+        "/v1/score",
+        json={"comments": [{"id": "c1", "text": "welcome!", "community_id": "rn"}]},
+        headers=bearer(keys.score),
+    )
+    scored_before = sum(len(b) for b in predictor.batches)
+    edited = {
+        "comments": [
+            {"id": "c2", "text": "hello there", "community_id": "rn"},
+            {"id": "c1", "text": "go back, idiot", "community_id": "rn"},
+        ]
+    }
+    response = client.post("/v1/score", json=edited, headers=bearer(keys.score))
+    assert response.status_code == 409
+    body = response.json()
+    assert body["detail"].startswith('comments[1].id (id "c1"): already stored in community "rn" with a different text')
+    assert body["errors"][0]["loc"] == ["body", "comments", 1, "id"] and body["errors"][0]["type"] == "conflict"
+    assert sum(len(b) for b in predictor.batches) == scored_before  # refused before scoring
+    assert [(r.comment_id, r.text) for r in stored_rows(db_url)] == [("c1", "welcome!")]
 
 
 def test_store_false_does_not_read_the_store_either(client, keys):
@@ -168,7 +182,7 @@ def test_body_over_2_mb_is_413_before_parsing(client, keys):
         "/v1/score", content=payload, headers={**bearer(keys.score), "Content-Type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json() == {"detail": f"body: at most 2097152 bytes per request, got {len(payload)} bytes"}
+    assert response.json()["detail"] == f"body: at most 2097152 bytes per request, got {len(payload)} bytes"
 
 
 def test_chunked_body_over_the_limit_is_413(client, keys):
@@ -180,7 +194,7 @@ def test_chunked_body_over_the_limit_is_413(client, keys):
         "/v1/score", content=chunks(), headers={**bearer(keys.score), "Content-Type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json() == {"detail": "body: at most 2097152 bytes per request, got larger than that"}
+    assert response.json()["detail"] == "body: at most 2097152 bytes per request, got larger than that"
 
 
 def test_invalid_json_is_400(client, keys):
@@ -248,7 +262,7 @@ def test_missing_bad_and_wrong_keys(client, keys):
     body = {"comments": [{"id": "a", "text": "hi"}]}
     response = client.post("/v1/score", json=body)
     assert response.status_code == 401
-    assert response.json() == {"detail": "missing API key: send 'Authorization: Bearer <key>'"}
+    assert response.json()["detail"] == "missing API key: send 'Authorization: Bearer <key>'"
     assert response.headers["www-authenticate"] == "Bearer"
     response = client.post("/v1/score", json=body, headers={"Authorization": "Basic abc"})
     assert (response.status_code, response.json()["detail"]) == (
@@ -275,7 +289,7 @@ def test_model_failure_is_a_generic_500(make_client, settings, keys, caplog):
     client = make_client(settings, FakePredictor(fail_on="boom"))
     response = client.post("/v1/score", json={"comments": [{"id": "a", "text": "boom"}]}, headers=bearer(keys.score))
     assert response.status_code == 500
-    assert response.json() == {"detail": "internal server error"}
+    assert response.json()["detail"] == "internal server error"
     assert "model exploded" in caplog.text  # logged with its traceback, not sent
     assert "Traceback" in caplog.text
     ok = client.post("/v1/score", json={"comments": [{"id": "b", "text": "fine"}]}, headers=bearer(keys.score))
@@ -288,6 +302,6 @@ def test_not_ready_is_503(make_client, settings, keys):
     client = make_client(settings, slow, ready=False)
     response = client.post("/v1/score", json={"comments": [{"id": "a", "text": "hi"}]}, headers=bearer(keys.score))
     assert response.status_code == 503
-    assert response.json() == {"detail": "the model is still loading: retry when /readyz answers 200"}
+    assert response.json()["detail"] == "the model is still loading: retry when /readyz answers 200"
     assert client.get("/readyz").status_code == 503
     slow.gate.set()

@@ -6,9 +6,7 @@ import json
 import posixpath
 
 import pytest
-from fastapi import HTTPException
 
-from serving.perspective.auth import perspective_key
 from serving.storage.comments import count_comments
 from serving.storage.db import make_engine, make_sessionmaker
 
@@ -137,17 +135,21 @@ def test_bad_json_and_unknown_fields_are_invalid_argument(client, keys):
     )
 
 
-def test_a_rate_limit_is_answered_as_rate_limit_exceeded(client, keys):
-    async def limited() -> None:
-        raise HTTPException(429, "60 requests per minute", headers={"Retry-After": "7"})
+def test_a_spent_request_budget_is_answered_as_rate_limit_exceeded(make_client, settings, keys):
+    """The key's real limiter (serving/api/ratelimit.py) counts these routes too, in Google's envelope."""
+    from tests.serving.conftest import FakePredictor
 
-    client.app.dependency_overrides[perspective_key] = limited
-    response = client.post(
-        "/v1alpha1/comments:analyze", json={"comment": {"text": "x"}, "requestedAttributes": {"TOXICITY": {}}}
-    )
-    assert response.status_code == 429
-    assert response.headers["Retry-After"] == "7"
-    error = response.json()["error"]
+    limited_settings = settings.model_copy(update={"rate_limit_enabled": True, "rate_limit_requests": 2})
+    client = make_client(limited_settings, FakePredictor())
+    url = f"/v1alpha1/comments:analyze?key={keys.score}"
+    body = {"comment": {"text": "x"}, "requestedAttributes": {"TOXICITY": {}}}
+    answers = [client.post(url, json=body) for _ in range(3)]
+    assert [a.status_code for a in answers[:2]] == [200, 200]
+    limited = answers[2]
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["RateLimit-Limit"] == "2"
+    error = limited.json()["error"]
     assert error["status"] == "RESOURCE_EXHAUSTED"
     assert error["details"] == [
         {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED", "domain": "belonging"}

@@ -1,7 +1,7 @@
 """Perspective suggestions, Coral integrations, webhook endpoints and their durable outbox.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-07-20
 
 Secrets (Coral's signing secrets, webhook `whsec_` secrets) are stored Fernet-encrypted with a key
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,100 @@
+"""Answer overload early: refuse scoring work that would wait longer than `max_wait` with 503.
+
+Usage (the scoring service does this around every scoring call, /v1/score and /v1/stream alike):
+    guard = AdmissionGuard(max_wait=1.0, max_comments=8192)
+    async with guard.admit(len(comments)):     # raises ApiError 503 + Retry-After when overloaded
+        ...score and store...
+
+The guard counts the comments admitted and not yet answered (in flight) and learns how long one
+comment in flight takes, by Little's law: a call that had `q` comments in flight ahead of and with
+it and took `t` seconds gives `t / q` seconds per comment; an exponential moving average smooths
+that. A new call is refused when comments are already in flight and `(in flight + its comments)
+x seconds per comment` exceeds `max_wait`, or when in-flight comments would pass `max_comments`.
+An idle server always admits (so one maximal request always goes through), and the estimate is
+re-learned from every call, so it follows the model's real speed on the machine at hand. Other
+routes that do heavy work can wrap it the same way.
+
+/v1/stream is checked once, when it opens; its lines are then counted but never refused (a stream
+holds at most `stream_window` lines in flight, and slows down rather than fail lines).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serving.api.errors import ApiError
+
+SMOOTHING = 0.2  # weight of the newest sample in the moving average
+
+
+class AdmissionGuard:
+    def __init__(
+        self, max_wait: float, max_comments: int, first_guess: Callable[[], float | None] = lambda: None
+    ) -> None:
+        self.max_wait = max_wait
+        self.max_comments = max_comments
+        self.first_guess = first_guess  # e.g. the warm-up batch's time per comment
+        self.in_flight = 0
+        self.seconds_per_comment: float | None = None  # learned; None until the first call ends
+        self.refused = 0
+
+    def expected_wait(self, comments: int) -> float:
+        per_comment = self.seconds_per_comment if self.seconds_per_comment is not None else self.first_guess()
+        return (self.in_flight + comments) * (per_comment or 0.0)
+
+    def _refuse(self, comments: int) -> ApiError:
+        self.refused += 1
+        wait = self.expected_wait(comments)
+        retry = max(1, math.ceil(wait - self.max_wait))
+        return ApiError(
+            503,
+            f"server busy: {self.in_flight} comments in flight, about {wait:.1f} s of work ahead "
+            f"(limit {self.max_wait:g} s); retry in {retry} s",
+            kind="overloaded",
+            headers={"Retry-After": str(retry)},
+        )
+
+    def overloaded(self, comments: int) -> bool:
+        ahead = self.in_flight
+        return ahead > 0 and (ahead + comments > self.max_comments or self.expected_wait(comments) > self.max_wait)
+
+    def check(self, comments: int = 1) -> None:
+        """Raise the 503 now if `comments` more would be refused (e.g. before opening a stream)."""
+        if self.overloaded(comments):
+            raise self._refuse(comments)
+
+    @asynccontextmanager
+    async def admit(self, comments: int, *, refuse: bool = True) -> AsyncIterator[None]:
+        """Count `comments` in flight while the block runs; refuse them first when overloaded
+        (`refuse=False`: count and learn only, for work already admitted, like an open stream's lines)."""
+        ahead = self.in_flight
+        if refuse and self.overloaded(comments):
+            raise self._refuse(comments)
+        self.in_flight += comments
+        start = time.perf_counter()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.in_flight -= comments
+            if ok:
+                sample = (time.perf_counter() - start) / (ahead + comments)
+                previous = self.seconds_per_comment
+                self.seconds_per_comment = sample if previous is None else previous + SMOOTHING * (sample - previous)
+
+
+async def get_guard(request: Request) -> AdmissionGuard:
+    """The app's guard (the scoring service's): `guard: GuardDep` in a route, then
+    `async with guard.admit(n): ...` around heavy work."""
+    guard: AdmissionGuard = request.app.state.scoring.guard
+    return guard
+
+
+GuardDep = Annotated[AdmissionGuard, Depends(get_guard)]
