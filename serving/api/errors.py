@@ -409,10 +409,12 @@ def _document_errors(schema: dict[str, Any]) -> dict[str, Any]:
                 codes.update((401, 403))
             if path.startswith("/v1/"):
                 codes.update((429, 503))
+            # A route answering in another envelope (the Perspective-compatible ones) names its schema.
+            ref = {"$ref": op.pop("x-error-schema")} if "x-error-schema" in op else ERROR_REF
             for code in sorted(codes):
                 entry = responses.setdefault(str(code), {})
                 entry["description"] = entry.get("description") or STATUS_TEXT.get(code, "Error.")
-                entry.setdefault("content", {})["application/json"] = {"schema": ERROR_REF}
+                entry.setdefault("content", {})["application/json"] = {"schema": ref}
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)

@@ -20,6 +20,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException  # FastAPI's and serving.api's ApiError both derive from it
 
 from serving.engine.batching import BatcherStopped, Overloaded
@@ -41,6 +42,24 @@ STATUS_NAMES = {
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
+
+
+class GoogleErrorStatus(BaseModel):
+    code: int
+    message: str
+    status: str
+    details: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class GoogleError(BaseModel):
+    """Google's error envelope, as every failure of these routes is answered (and documented)."""
+
+    error: GoogleErrorStatus
+
+
+# Tells the app's OpenAPI error documenter (serving/api/errors.py) to describe these routes' errors
+# with Google's envelope instead of the API's own shape.
+GOOGLE_ERRORS_OPENAPI = {"x-error-schema": "#/components/schemas/GoogleError"}
 
 
 class PerspectiveError(Exception):

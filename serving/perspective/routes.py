@@ -28,7 +28,7 @@ from serving.engine.batching import BatcherStopped, Item
 from serving.perspective.attributes import ATTRIBUTES, is_perspective_only
 from serving.perspective.auth import PerspectiveKey
 from serving.perspective.discovery import VERSION, discovery_document
-from serving.perspective.errors import GoogleErrorRoute, PerspectiveError, invalid
+from serving.perspective.errors import GOOGLE_ERRORS_OPENAPI, GoogleError, GoogleErrorRoute, PerspectiveError, invalid
 from serving.perspective.schemas import (
     AnalyzeCommentRequest,
     AnalyzeCommentResponse,
@@ -49,7 +49,10 @@ LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 PROBABILITY: Final = "PROBABILITY"
 
 ERRORS = {
-    400: {"description": "Invalid request, in Google's error envelope with a commentanalyzer errorType."},
+    400: {
+        "description": "Invalid request, in Google's error envelope with a commentanalyzer errorType.",
+        "model": GoogleError,
+    },
     401: {"description": "Missing or unknown API key."},
     403: {"description": "The key lacks the `score` scope."},
     429: {"description": "A rate limit applies: RATE_LIMIT_EXCEEDED, with Retry-After."},
@@ -130,6 +133,7 @@ def _score(value: float) -> Score:
 
 @router.post(
     f"/{VERSION}/comments:analyze",
+    openapi_extra=GOOGLE_ERRORS_OPENAPI,
     response_model=AnalyzeCommentResponse,
     response_model_exclude_none=True,
     responses=ERRORS,  # type: ignore[arg-type]
@@ -231,6 +235,7 @@ def suggested_labels(request: SuggestCommentScoreRequest) -> dict[str, int]:
 
 @router.post(
     f"/{VERSION}/comments:suggestscore",
+    openapi_extra=GOOGLE_ERRORS_OPENAPI,
     response_model=SuggestCommentScoreResponse,
     response_model_exclude_none=True,
     responses=ERRORS,  # type: ignore[arg-type]
@@ -272,7 +277,12 @@ async def suggestscore(
     )
 
 
-@router.get("/$discovery/rest", tags=["perspective"])
+@router.get(
+    "/$discovery/rest",
+    tags=["perspective"],
+    openapi_extra=GOOGLE_ERRORS_OPENAPI,
+    responses={404: {"description": "No discovery document for that version (only v1alpha1)."}},
+)
 async def discovery(request: Request, version: str = VERSION) -> JSONResponse:
     """The Comment Analyzer discovery document with `rootUrl` set to this server."""
     if version != VERSION:

@@ -23,7 +23,6 @@ from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-
 log = logging.getLogger(__name__)
 
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
