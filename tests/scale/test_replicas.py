@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -68,8 +69,8 @@ def comment(i: int, thread: int) -> dict:
     }
 
 
-@pytest.fixture
-def replicas(postgres_url: str, tiny_bundle) -> Iterator[tuple[list[str], str]]:
+@contextmanager
+def running_replicas(postgres_url: str, bundle, extra_env: dict[str, str]) -> Iterator[tuple[list[str], str]]:
     """Two `belong serve` processes on the same PostgreSQL database, and an API key both accept."""
     truncate_all(postgres_url)
     engine = make_engine(postgres_url)
@@ -77,12 +78,12 @@ def replicas(postgres_url: str, tiny_bundle) -> Iterator[tuple[list[str], str]]:
         token = create_key(session, name="replicas", scopes=list(SCOPES)).token
     engine.dispose()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BELONG_DATABASE_URL": postgres_url, "BELONG_THREADS": "1"}
-    env.update(FLAG_ENV)
+    env.update(extra_env)
     processes, urls = [], []
     try:
         for _ in range(2):
             port = free_port()
-            command = [sys.executable, "-m", "belonging_cli.main", "serve", "--bundle", str(tiny_bundle)]
+            command = [sys.executable, "-m", "belonging_cli.main", "serve", "--bundle", str(bundle)]
             command += ["--port", str(port), "--no-access-log"]
             processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
             urls.append(f"http://127.0.0.1:{port}")
@@ -97,6 +98,12 @@ def replicas(postgres_url: str, tiny_bundle) -> Iterator[tuple[list[str], str]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+@pytest.fixture
+def replicas(postgres_url: str, tiny_bundle) -> Iterator[tuple[list[str], str]]:
+    with running_replicas(postgres_url, tiny_bundle, FLAG_ENV) as running:
+        yield running
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -191,7 +198,29 @@ def test_two_replicas_store_and_count_each_comment_once(replicas, postgres_url):
         assert via_a["count"] == counters[thread]
 
 
-def test_rate_limits_hold_across_replicas():
-    """The place for issue's rate-limit check: a key's limit must hold for the sum of its requests
-    over both replicas (a shared counter in PostgreSQL or Redis, not one per process)."""
-    pytest.skip("rate limits do not exist yet on main: write this check when they land")
+REDIS_URL = os.environ.get("BELONG_TEST_REDIS_URL")
+
+
+@pytest.mark.skipif(not REDIS_URL, reason='BELONG_TEST_REDIS_URL is not set (eval "$(bash .ci/redis.sh)")')
+def test_rate_limits_hold_across_replicas(postgres_url, tiny_bundle):
+    """A key's request budget holds for the sum of its requests over both replicas: the counters
+    live in Redis (BELONG_RATE_LIMIT_STORAGE), not one per process (which would admit twice as many)."""
+    assert REDIS_URL
+    limit = 5
+    env = {"BELONG_RATE_LIMIT_STORAGE": REDIS_URL, "BELONG_RATE_LIMIT_REQUESTS": str(limit)}
+    with running_replicas(postgres_url, tiny_bundle, env) as ((a, b), token), httpx.Client(timeout=30) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        answers = [
+            client.get(f"{url}/v1/flags", params={"community_id": COMMUNITY}, headers=headers)
+            for _ in range(10)
+            for url in (a, b)
+        ]
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) == {200, 429}, statuses
+    # One budget for both: at most the limit (plus what a 1 s window boundary can let through),
+    # never the 2 x limit two separate counters would admit.
+    assert 1 <= statuses.count(200) <= limit + 1, statuses
+    assert {200, 429} <= {r.status_code for r in answers[1::2]}  # replica B saw A's requests counted
+    limited = next(r for r in answers if r.status_code == 429)
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["RateLimit-Limit"] == str(limit)
