@@ -102,7 +102,6 @@ def measure_ceiling(shapes: list[tuple[int, int]], rows: int, threads: int, seco
     One graph holds one of each distinct (K, N) weight, weighted by how often it occurs, fed by
     uint8 activations of `rows` rows: one run does a proportional slice of the model's int8 work.
     """
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
