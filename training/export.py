@@ -9,7 +9,8 @@ it serves: the int8 `model.onnx` and the (pruned) `tokenizer.json`.
 Checks that fail the export loudly (ExportError):
 - fp32 ONNX probabilities within `parity_tolerance` of torch on two input shapes;
 - served (pruned, int8) macro-F1 on dev within `int8_max_f1_drop` of the full fp32 model (same
-  thresholds); the worst per-comment probability drift is recorded next to it.
+  thresholds), and the 99th percentile of per-comment probability drift within
+  `int8_max_drift_p99`; the worst drift and its comment are recorded next to them.
 """
 
 from __future__ import annotations
@@ -89,28 +90,37 @@ def parity_check(model: Tagger, predictor: Predictor, tolerance: float) -> dict:
     return {"max_abs_diff": results, "tolerance": tolerance}
 
 
-def int8_check(fp32: Predictor, served: Predictor, rows: Sequence[Row], max_drop: float) -> dict:
+def int8_check(
+    y: np.ndarray,
+    p_fp32: np.ndarray,
+    p_served: np.ndarray,
+    labels: Sequence[str],
+    thresholds: Sequence[float],
+    texts: Sequence[str],
+    config: TrainConfig,
+) -> dict:
     """Dev macro-F1 of the served model against the full-vocabulary fp32 one (same thresholds), and
-    how far each comment's probabilities moved (largest of its tags): worst, 99th percentile, mean."""
-    labels = fp32.labels
-    y = np.array([r.label_vector(labels) for r in rows])
-    texts = [r.text for r in rows]
-    thresholds = list(fp32.thresholds)
-    p_fp32, p_served = fp32.probabilities(texts), served.probabilities(texts)
-    f1_fp32 = multilabel_metrics(y, p_fp32, labels, thresholds)["macro_f1"]
-    f1_int8 = multilabel_metrics(y, p_served, labels, thresholds)["macro_f1"]
+    how far each comment's probabilities moved (the largest of its tags): worst, 99th percentile, mean.
+
+    Both must hold: a macro-F1 within `int8_max_f1_drop` can hide many comments whose scores moved
+    (one scale per tensor passed it with a drift p99 of 0.30 and lost 0.018 on rednote_dev), so the
+    99th percentile of the drift is bounded too (`int8_max_drift_p99`)."""
+    f1_fp32 = multilabel_metrics(y, p_fp32, list(labels), list(thresholds))["macro_f1"]
+    f1_int8 = multilabel_metrics(y, p_served, list(labels), list(thresholds))["macro_f1"]
     drift = np.abs(p_served - p_fp32).max(axis=1)
     worst = int(drift.argmax())
+    p99 = float(np.quantile(drift, 0.99))
     return {
         "dev_macro_f1_fp32": f1_fp32,
         "dev_macro_f1_int8": f1_int8,
-        "max_drop": max_drop,
-        "passed": f1_fp32 - f1_int8 <= max_drop,
-        "rows": len(rows),
+        "max_drop": config.int8_max_f1_drop,
+        "max_drift_p99": config.int8_max_drift_p99,
+        "passed": f1_fp32 - f1_int8 <= config.int8_max_f1_drop and p99 <= config.int8_max_drift_p99,
+        "rows": len(texts),
         "drift_max": round(float(drift.max()), 4),
-        "drift_p99": round(float(np.quantile(drift, 0.99)), 4),
+        "drift_p99": round(p99, 4),
         "drift_mean": round(float(drift.mean()), 5),
-        "drift_worst_text": rows[worst].text[:200],
+        "drift_worst_text": texts[worst][:200],
     }
 
 
@@ -202,12 +212,13 @@ def build_served(
     """From the fp32 ONNX model and its tokenizer: prune the vocabulary, quantize, check against fp32.
 
     Writes out/model.onnx and out/tokenizer.json; returns the metrics to put in bundle.json. The int8
-    gate: dev macro-F1 within `int8_max_f1_drop` of fp32; the most sensitive MatMuls move from
-    per-tensor to per-token activation scales (8, 24, 72, ...) until it passes (ExportError if never).
+    gate (`int8_check`): dev macro-F1 within `int8_max_f1_drop` of fp32 and per-comment drift p99
+    within `int8_max_drift_p99`. `int8_per_token_matmuls` of the most sensitive MatMuls (all when
+    negative) get per-token activation scales; more (x3) while the gate fails (ExportError if never).
     """
     import onnx
 
-    from training.quantize import embed_4bit, quantize_matmuls, quantize_matmuls_per_token, sensitivity
+    from training.quantize import embed_4bit, normalize_rows, quantize_matmuls, sensitivity
 
     out.mkdir(parents=True, exist_ok=True)
     fp32_meta = BundleMeta.model_validate({**meta, "model_file": fp32_path.name})
@@ -227,19 +238,21 @@ def build_served(
         onnx.save(model, str(out / SERVED_FILE))
         return metrics
     started = time.perf_counter()
+    texts = [r.text for r in dev_rows]
+    y = np.array([r.label_vector(fp32.labels) for r in dev_rows])
+    p_fp32 = fp32.probabilities(texts)
     order = sensitivity(model, calibration_feeds(model, out / "tokenizer.json", config, calibration_texts))
-    per_token = min(config.int8_per_token_matmuls, len(order))
+    per_token = len(order) if config.int8_per_token_matmuls < 0 else min(config.int8_per_token_matmuls, len(order))
     while True:
         candidate = onnx.ModelProto()
         candidate.CopyFrom(model)
-        if per_token:
-            quantize_matmuls_per_token(candidate, exclude=order[per_token:])
+        normalize_rows(candidate, only=order[:per_token])
         quantize_matmuls(candidate, out / SERVED_FILE)
         quantized = onnx.load(str(out / SERVED_FILE))
         embedding_error = embed_4bit(quantized)
         onnx.save(quantized, str(out / SERVED_FILE))
         served = Predictor(Bundle(out, served_meta))
-        check = int8_check(fp32, served, dev_rows, config.int8_max_f1_drop)
+        check = int8_check(y, p_fp32, served.probabilities(texts), fp32.labels, fp32.thresholds, texts, config)
         log.info(
             "int8 with %d/%d MatMuls on per-token scales: dev macro-F1 fp32 %.4f, served %.4f; drift max %.3f p99 %.3f",
             per_token,
@@ -254,8 +267,9 @@ def build_served(
         per_token = min(len(order), max(8, 3 * per_token))
     if not check["passed"]:
         raise ExportError(
-            f"int8 dev macro-F1 {check['dev_macro_f1_int8']:.4f} is more than {config.int8_max_f1_drop} below "
-            f"fp32 {check['dev_macro_f1_fp32']:.4f} even with per-token scales on every MatMul"
+            f"int8 fails the gate even with per-token scales on every MatMul: dev macro-F1 "
+            f"{check['dev_macro_f1_int8']:.4f} vs fp32 {check['dev_macro_f1_fp32']:.4f} (max drop "
+            f"{config.int8_max_f1_drop}), per-comment drift p99 {check['drift_p99']} (max {config.int8_max_drift_p99})"
         )
     metrics["int8"] = {
         **check,

@@ -195,9 +195,9 @@ def _size_section(metrics: dict) -> list[str]:
             f"- int8: all {int8.get('matmuls_int8')} weight MatMuls int8 ({len(int8.get('per_token_matmuls', []))} "
             f"with per-token activation scales), word embeddings {int8.get('embedding')} (max change "
             f"{int8.get('embedding_max_abs_error')}); dev macro-F1 fp32 {int8['dev_macro_f1_fp32']:.4f} -> served "
-            f"{int8['dev_macro_f1_int8']:.4f} (gate {int8['max_drop']}); per-comment probability drift vs the "
-            f"full fp32 model on {int8.get('rows')} dev comments: max {int8.get('drift_max')}, p99 "
-            f"{int8.get('drift_p99')}, mean {int8.get('drift_mean')}"
+            f"{int8['dev_macro_f1_int8']:.4f} (gate: drop <= {int8['max_drop']}); per-comment probability drift vs "
+            f"the full fp32 model on {int8.get('rows')} dev comments: max {int8.get('drift_max')}, p99 "
+            f"{int8.get('drift_p99')} (gate: <= {int8.get('max_drift_p99')}), mean {int8.get('drift_mean')}"
         )
     return lines
 

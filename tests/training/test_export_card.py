@@ -1,0 +1,41 @@
+"""The model card states the vocabulary and quantization choices with their measured effect."""
+
+from training.model_card import _size_section
+
+METRICS = {
+    "vocabulary": {
+        "kept": 76508,
+        "full": 250002,
+        "used_by_corpus": 68446,
+        "fit_comments": 136913,
+        "single_character_fallback": 8062,
+        "holdout_coverage": {"ja": {"comments": 120, "token_coverage": 0.9871, "comments_unchanged": 0.9}},
+    },
+    "int8": {
+        "matmuls_int8": 72,
+        "per_token_matmuls": ["a"] * 72,
+        "embedding": "q4_0 blocks of 32",
+        "embedding_max_abs_error": 0.0,
+        "dev_macro_f1_fp32": 0.7699,
+        "dev_macro_f1_int8": 0.7741,
+        "max_drop": 0.005,
+        "max_drift_p99": 0.1,
+        "rows": 1500,
+        "drift_max": 0.21,
+        "drift_p99": 0.065,
+        "drift_mean": 0.004,
+    },
+}
+
+
+def test_card_states_vocabulary_coverage_and_int8_effect():
+    text = "\n".join(_size_section(METRICS))
+    assert "76,508 of 250,002 pieces kept" in text
+    assert "| ja | 120 | 0.9871 | 0.900 |" in text
+    assert "all 72 weight MatMuls int8 (72 with per-token activation scales)" in text
+    assert "0.7699 -> served 0.7741" in text and "p99 0.065 (gate: <= 0.1)" in text
+
+
+def test_card_says_when_the_vocabulary_was_kept_whole():
+    text = "\n".join(_size_section({"vocabulary": {"kept": 250002, "pruned": False}}))
+    assert text == "- vocabulary: full (250002 pieces; pruning off or corpus too small)"
