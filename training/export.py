@@ -241,6 +241,7 @@ def build_served(
     texts = [r.text for r in dev_rows]
     y = np.array([r.label_vector(fp32.labels) for r in dev_rows])
     p_fp32 = fp32.probabilities(texts)
+    thresholds = [float(t) for t in fp32.thresholds]
     order = sensitivity(model, calibration_feeds(model, out / "tokenizer.json", config, calibration_texts))
     per_token = len(order) if config.int8_per_token_matmuls < 0 else min(config.int8_per_token_matmuls, len(order))
     while True:
@@ -252,7 +253,7 @@ def build_served(
         embedding_error = embed_4bit(quantized)
         onnx.save(quantized, str(out / SERVED_FILE))
         served = Predictor(Bundle(out, served_meta))
-        check = int8_check(y, p_fp32, served.probabilities(texts), fp32.labels, fp32.thresholds, texts, config)
+        check = int8_check(y, p_fp32, served.probabilities(texts), fp32.labels, thresholds, texts, config)
         log.info(
             "int8 with %d/%d MatMuls on per-token scales: dev macro-F1 fp32 %.4f, served %.4f; drift max %.3f p99 %.3f",
             per_token,
