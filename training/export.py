@@ -218,7 +218,7 @@ def build_served(
     """
     import onnx
 
-    from training.quantize import embed_4bit, normalize_rows, quantize_matmuls, sensitivity
+    from training.quantize import embed_4bit, normalize_rows, quantize_matmuls, sensitivity, weight_matmuls
 
     out.mkdir(parents=True, exist_ok=True)
     fp32_meta = BundleMeta.model_validate({**meta, "model_file": fp32_path.name})
@@ -242,8 +242,11 @@ def build_served(
     y = np.array([r.label_vector(fp32.labels) for r in dev_rows])
     p_fp32 = fp32.probabilities(texts)
     thresholds = [float(t) for t in fp32.thresholds]
-    order = sensitivity(model, calibration_feeds(model, out / "tokenizer.json", config, calibration_texts))
-    per_token = len(order) if config.int8_per_token_matmuls < 0 else min(config.int8_per_token_matmuls, len(order))
+    if config.int8_per_token_matmuls < 0:  # all of them: no ranking needed
+        order, per_token = list(weight_matmuls(model)), len(weight_matmuls(model))
+    else:
+        order = sensitivity(model, calibration_feeds(model, out / "tokenizer.json", config, calibration_texts))
+        per_token = min(config.int8_per_token_matmuls, len(order))
     while True:
         candidate = onnx.ModelProto()
         candidate.CopyFrom(model)

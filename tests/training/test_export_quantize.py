@@ -130,3 +130,36 @@ def test_gate_fails_on_drift_even_when_macro_f1_holds():
     assert check["dev_macro_f1_int8"] == check["dev_macro_f1_fp32"]
     assert check["drift_p99"] > 0.25 and not check["passed"]
     assert int8_check(y, p_fp32, moved, *args, dataclasses.replace(config, int8_max_drift_p99=0.35))["passed"]
+
+
+def test_export_adds_per_token_matmuls_until_the_gate_passes_or_fails_loudly(tiny_bundle, tmp_path, caplog):
+    """Starting from one scale per tensor everywhere, a gate nothing can pass walks 0 -> 8 -> 24 ...
+    -> all MatMuls on per-token scales, then stops the export with the figures."""
+    import logging
+
+    import pytest
+
+    from tests.conftest import FIXTURES
+    from training.data import load_rows
+    from training.export import ExportError, build_served
+
+    work = tiny_bundle.parent.parent / "work"
+    meta = load_bundle(tiny_bundle).meta.model_dump(mode="json")
+    rows = load_rows([FIXTURES / "tiny_rows.jsonl"]).rows[:40]
+    config = TrainConfig(
+        base_model="unused", max_length=32, int8_per_token_matmuls=0, int8_max_drift_p99=1e-9, text_prefix="query: "
+    )
+    with caplog.at_level(logging.INFO, logger="training.export"), pytest.raises(ExportError, match="drift p99"):
+        build_served(
+            work / "model.fp32.onnx",
+            work / "tokenizer.json",
+            tmp_path / "out",
+            config,
+            meta,
+            dev_rows=rows,
+            calibration_texts=[r.text for r in rows[:8]],
+            corpus=None,
+        )
+    total = len(weight_matmuls(onnx.load(str(work / "model.fp32.onnx"))))
+    rounds = [int(m.split("int8 with ")[1].split("/")[0]) for m in caplog.messages if m.startswith("int8 with ")]
+    assert rounds[0] == 0 and rounds[-1] == total and rounds == sorted(set(rounds)) and len(rounds) >= 3
