@@ -273,7 +273,9 @@ def build_served(
         raise ExportError(
             f"int8 fails the gate even with per-token scales on every MatMul: dev macro-F1 "
             f"{check['dev_macro_f1_int8']:.4f} vs fp32 {check['dev_macro_f1_fp32']:.4f} (max drop "
-            f"{config.int8_max_f1_drop}), per-comment drift p99 {check['drift_p99']} (max {config.int8_max_drift_p99})"
+            f"{config.int8_max_f1_drop}), per-comment drift p99 {check['drift_p99']} "
+            f"(max {config.int8_max_drift_p99}); worst comment: {check['drift_worst_text']!r}. Compare with "
+            "prune_vocab=false to see whether the vocabulary or int8 moved it; quantize=false ships fp32"
         )
     metrics["int8"] = {
         **check,
