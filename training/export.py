@@ -8,9 +8,10 @@ it serves: the int8 `model.onnx` and the (pruned) `tokenizer.json`.
 
 Checks that fail the export loudly (ExportError):
 - fp32 ONNX probabilities within `parity_tolerance` of torch on two input shapes;
-- served (pruned, int8) macro-F1 on dev within `int8_max_f1_drop` of the full fp32 model (same
-  thresholds), and the 99th percentile of per-comment probability drift within
-  `int8_max_drift_p99`; the worst drift and its comment are recorded next to them.
+- served int8 macro-F1 on dev within `int8_max_f1_drop` of fp32 with the same (pruned) vocabulary
+  (same thresholds), and the 99th percentile of per-comment probability drift within
+  `int8_max_drift_p99`; the worst drift and its comment are recorded next to them, and so are the
+  vocabulary's own effect and the served model against the full fp32 one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FP32_FILE = "model.fp32.onnx"  # in the run's work folder: an artefact of training, not of the bundle
 SERVED_FILE = "model.onnx"
+PRUNED_FP32_FILE = "model.pruned-fp32.onnx"  # only while the export checks int8 against it
 PARITY_TEXTS = [
     "Welcome to RedNote!! where are you from?",
     "滚回去，没人欢迎你们",
@@ -99,7 +101,7 @@ def int8_check(
     texts: Sequence[str],
     config: TrainConfig,
 ) -> dict:
-    """Dev macro-F1 of the served model against the full-vocabulary fp32 one (same thresholds), and
+    """Dev macro-F1 of the served model against an fp32 reference (same thresholds), and
     how far each comment's probabilities moved (the largest of its tags): worst, 99th percentile, mean.
 
     Both must hold: a macro-F1 within `int8_max_f1_drop` can hide many comments whose scores moved
@@ -212,8 +214,10 @@ def build_served(
     """From the fp32 ONNX model and its tokenizer: prune the vocabulary, quantize, check against fp32.
 
     Writes out/model.onnx and out/tokenizer.json; returns the metrics to put in bundle.json. The int8
-    gate (`int8_check`): dev macro-F1 within `int8_max_f1_drop` of fp32 and per-comment drift p99
-    within `int8_max_drift_p99`. `int8_per_token_matmuls` of the most sensitive MatMuls (all when
+    gate (`int8_check`, against fp32 with the same vocabulary, so that it measures int8 alone; the
+    pruned vocabulary's effect on dev is reported beside it, and the served model against the full
+    fp32 one): dev macro-F1 within `int8_max_f1_drop` of fp32 and per-comment drift p99 within
+    `int8_max_drift_p99`. `int8_per_token_matmuls` of the most sensitive MatMuls (all when
     negative) get per-token activation scales; more (x3) while the gate fails (ExportError if never).
     """
     import onnx
@@ -240,8 +244,14 @@ def build_served(
     started = time.perf_counter()
     texts = [r.text for r in dev_rows]
     y = np.array([r.label_vector(fp32.labels) for r in dev_rows])
-    p_fp32 = fp32.probabilities(texts)
     thresholds = [float(t) for t in fp32.thresholds]
+    p_full = fp32.probabilities(texts)
+    p_fp32 = p_full
+    if pruned:  # the gate measures int8 against fp32 on the same vocabulary; the vocabulary's own effect apart
+        onnx.save(model, str(out / PRUNED_FP32_FILE))
+        p_fp32 = Predictor(Bundle(out, served_meta), model_path=out / PRUNED_FP32_FILE).probabilities(texts)
+        (out / PRUNED_FP32_FILE).unlink()
+        metrics["vocabulary"]["dev_fp32"] = int8_check(y, p_full, p_fp32, fp32.labels, thresholds, texts, config)
     if config.int8_per_token_matmuls < 0:  # all of them: no ranking needed
         order, per_token = list(weight_matmuls(model)), len(weight_matmuls(model))
     else:
@@ -255,8 +265,8 @@ def build_served(
         quantized = onnx.load(str(out / SERVED_FILE))
         embedding_error = embed_4bit(quantized)
         onnx.save(quantized, str(out / SERVED_FILE))
-        served = Predictor(Bundle(out, served_meta))
-        check = int8_check(y, p_fp32, served.probabilities(texts), fp32.labels, thresholds, texts, config)
+        p_served = Predictor(Bundle(out, served_meta)).probabilities(texts)
+        check = int8_check(y, p_fp32, p_served, fp32.labels, thresholds, texts, config)
         log.info(
             "int8 with %d/%d MatMuls on per-token scales: dev macro-F1 fp32 %.4f, served %.4f; drift max %.3f p99 %.3f",
             per_token,
@@ -279,6 +289,12 @@ def build_served(
         )
     metrics["int8"] = {
         **check,
+        "reference": "fp32 with the served vocabulary" if pruned else "fp32",
+        "against_full_fp32": {
+            k: v
+            for k, v in int8_check(y, p_full, p_served, fp32.labels, thresholds, texts, config).items()
+            if k.startswith(("dev_", "drift_")) and k != "drift_worst_text"
+        },
         "matmuls_int8": len(order),
         "per_token_matmuls": order[:per_token],
         "embedding": "q4_0 blocks of 32" if embedding_error is not None else "fp32",

@@ -189,6 +189,12 @@ def _size_section(metrics: dict) -> list[str]:
         lines.append("")
     elif vocab:
         lines.append(f"- vocabulary: full ({vocab.get('kept')} pieces; pruning off or corpus too small)")
+    if "dev_fp32" in vocab:
+        v = vocab["dev_fp32"]
+        lines.append(
+            f"- the pruned vocabulary alone (fp32): dev macro-F1 {v['dev_macro_f1_fp32']:.4f} -> "
+            f"{v['dev_macro_f1_int8']:.4f}; per-comment drift max {v['drift_max']}, p99 {v['drift_p99']}"
+        )
     int8 = metrics.get("int8")
     if int8:
         lines.append(
@@ -196,9 +202,16 @@ def _size_section(metrics: dict) -> list[str]:
             f"with per-token activation scales), word embeddings {int8.get('embedding')} (max change "
             f"{int8.get('embedding_max_abs_error')}); dev macro-F1 fp32 {int8['dev_macro_f1_fp32']:.4f} -> served "
             f"{int8['dev_macro_f1_int8']:.4f} (gate: drop <= {int8['max_drop']}); per-comment probability drift vs "
-            f"the full fp32 model on {int8.get('rows')} dev comments: max {int8.get('drift_max')}, p99 "
+            f"{int8.get('reference', 'fp32')} on {int8.get('rows')} dev comments: max {int8.get('drift_max')}, p99 "
             f"{int8.get('drift_p99')} (gate: <= {int8.get('max_drift_p99')}), mean {int8.get('drift_mean')}"
         )
+        full = int8.get("against_full_fp32")
+        if full:
+            lines.append(
+                f"- served model (vocabulary and int8) against the full fp32 model: dev macro-F1 "
+                f"{full['dev_macro_f1_fp32']:.4f} -> {full['dev_macro_f1_int8']:.4f}; per-comment drift max "
+                f"{full['drift_max']}, p99 {full['drift_p99']}, mean {full['drift_mean']}"
+            )
     return lines
 
 
