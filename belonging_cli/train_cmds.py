@@ -181,11 +181,24 @@ def export_(
     work: Annotated[Path, typer.Option()],
     out: Annotated[Path, typer.Option()],
     eval_data: Annotated[list[Path], typer.Option("--eval-data")] = [],
+    from_onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-onnx",
+            help="Re-export this fp32 ONNX model of the run (e.g. an older bundle's model.fp32.onnx) "
+            "instead of the checkpoint, with today's export settings.",
+        ),
+    ] = None,
 ) -> None:
-    """Stage 4: ONNX export, int8, checks, bundle.json and MODEL_CARD.md (renamed into place when complete)."""
+    """Stage 4: fp32 ONNX into WORK, pruned vocabulary, int8, checks, bundle.json and MODEL_CARD.md
+    (renamed into place when complete)."""
+    from training.export import ExportError
     from training.pipeline import publish
 
-    publish(work, out, eval_data)
+    try:
+        publish(work, out, eval_data, from_onnx=from_onnx)
+    except (ExportError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
 
 
 def evaluate(

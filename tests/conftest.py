@@ -89,7 +89,7 @@ def tiny_base(tmp_path_factory) -> Path:
 def tiny_config(tiny_base):
     from training.config import TrainConfig
 
-    # A random tiny model: the int8 F1 gate is tested on its own; here it would only measure noise.
+    # A random tiny model: the int8 gates (F1, drift) are tested on their own; here they would measure noise.
     return TrainConfig(
         base_model=str(tiny_base),
         text_prefix="query: ",
@@ -98,6 +98,7 @@ def tiny_config(tiny_base):
         max_length=32,
         learning_rate=1e-3,
         int8_max_f1_drop=1.0,
+        int8_max_drift_p99=1.0,
         dev_fraction=0.2,
         test_fraction=0.2,
         early_stopping_patience=5,

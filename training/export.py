@@ -1,20 +1,29 @@
-"""Export a trained tagger to ONNX, quantize it to int8, and check both against torch.
+"""Export a trained tagger to ONNX, prune its vocabulary, quantize it, and check it against torch and fp32.
 
-Usage (the `export` stage alone): `belong export --work runs/NAME --out models/NAME`.
+Usage (the `export` stage alone): `belong export --work runs/NAME --out models/NAME`
+(`--from-onnx FILE` re-exports a fp32 ONNX model, e.g. an older bundle's, without torch).
+
+The fp32 model stays in the work folder (`runs/NAME/model.fp32.onnx`); the bundle ships only what
+it serves: the int8 `model.onnx` and the (pruned) `tokenizer.json`.
 
 Checks that fail the export loudly (ExportError):
 - fp32 ONNX probabilities within `parity_tolerance` of torch on two input shapes;
-- int8 macro-F1 on dev within `int8_max_f1_drop` of fp32 (same thresholds).
+- served int8 macro-F1 on dev within `int8_max_f1_drop` of fp32 with the same (pruned) vocabulary
+  (same thresholds), and the 99th percentile of per-comment probability drift within
+  `int8_max_drift_p99`; the worst drift and its comment are recorded next to them, and so are the
+  vocabulary's own effect and the served model against the full fp32 one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,11 +35,13 @@ from training.data import Row
 from training.metrics import multilabel_metrics
 from training.model import Tagger
 from training.train import collate
+from training.vocab import VocabCorpus, coverage, plan_vocabulary, prune_embeddings, prune_tokenizer
 
 log = logging.getLogger(__name__)
 
-FP32_FILE = "model.fp32.onnx"
+FP32_FILE = "model.fp32.onnx"  # in the run's work folder: an artefact of training, not of the bundle
 SERVED_FILE = "model.onnx"
+PRUNED_FP32_FILE = "model.pruned-fp32.onnx"  # only while the export checks int8 against it
 PARITY_TEXTS = [
     "Welcome to RedNote!! where are you from?",
     "滚回去，没人欢迎你们",
@@ -62,36 +73,6 @@ def export_onnx(model: Tagger, path: Path, example: tuple[torch.Tensor, torch.Te
     )
 
 
-def ffn_matmuls(model_path: Path) -> list[str]:
-    """The feed-forward MatMuls of each transformer layer (HF BERT-family export names).
-
-    Their inputs carry the large outlier activations of these encoders; quantizing them moved some
-    real comments' probabilities by up to 0.74 on the default model (dev macro-F1 -0.013), keeping
-    them fp32 bounded that at 0.18 (-0.003) for 40 MB more. Measured in the closing note of issue 2.
-    """
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    return [
-        n.name
-        for n in graph.node
-        if n.op_type == "MatMul"
-        and ("/intermediate/dense/" in n.name or ("/output/dense/" in n.name and "/attention/" not in n.name))
-    ]
-
-
-def quantize_int8(source: Path, target: Path, keep_ffn_fp32: bool = True) -> list[str]:
-    """Dynamic int8, per-channel (keeps encoder embeddings at cosine ~0.997 vs fp32; per-tensor: 0.988).
-
-    Returns the nodes left in fp32.
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    excluded = ffn_matmuls(source) if keep_ffn_fp32 else []
-    quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
-    return excluded
-
-
 def parity_check(model: Tagger, predictor: Predictor, tolerance: float) -> dict:
     """Compare calibrated probabilities from torch and ONNX on two batch/sequence shapes."""
     temperatures = torch.tensor(predictor.temperatures)
@@ -111,18 +92,38 @@ def parity_check(model: Tagger, predictor: Predictor, tolerance: float) -> dict:
     return {"max_abs_diff": results, "tolerance": tolerance}
 
 
-def int8_check(fp32: Predictor, int8: Predictor, rows: Sequence[Row], max_drop: float) -> dict:
-    labels = fp32.labels
-    y = np.array([r.label_vector(labels) for r in rows])
-    texts = [r.text for r in rows]
-    thresholds = list(fp32.thresholds)
-    f1_fp32 = multilabel_metrics(y, fp32.probabilities(texts), labels, thresholds)["macro_f1"]
-    f1_int8 = multilabel_metrics(y, int8.probabilities(texts), labels, thresholds)["macro_f1"]
-    result = {"dev_macro_f1_fp32": f1_fp32, "dev_macro_f1_int8": f1_int8, "max_drop": max_drop}
-    if f1_fp32 - f1_int8 > max_drop:
-        raise ExportError(f"int8 dev macro-F1 {f1_int8:.4f} is more than {max_drop} below fp32 {f1_fp32:.4f}")
-    log.info("int8 check: dev macro-F1 fp32 %.4f, int8 %.4f", f1_fp32, f1_int8)
-    return result
+def int8_check(
+    y: np.ndarray,
+    p_fp32: np.ndarray,
+    p_served: np.ndarray,
+    labels: Sequence[str],
+    thresholds: Sequence[float],
+    texts: Sequence[str],
+    config: TrainConfig,
+) -> dict:
+    """Dev macro-F1 of the served model against an fp32 reference (same thresholds), and
+    how far each comment's probabilities moved (the largest of its tags): worst, 99th percentile, mean.
+
+    Both must hold: a macro-F1 within `int8_max_f1_drop` can hide many comments whose scores moved
+    (one scale per tensor passed it with a drift p99 of 0.30 and lost 0.018 on rednote_dev), so the
+    99th percentile of the drift is bounded too (`int8_max_drift_p99`)."""
+    f1_fp32 = multilabel_metrics(y, p_fp32, list(labels), list(thresholds))["macro_f1"]
+    f1_int8 = multilabel_metrics(y, p_served, list(labels), list(thresholds))["macro_f1"]
+    drift = np.abs(p_served - p_fp32).max(axis=1)
+    worst = int(drift.argmax())
+    p99 = float(np.quantile(drift, 0.99))
+    return {
+        "dev_macro_f1_fp32": f1_fp32,
+        "dev_macro_f1_int8": f1_int8,
+        "max_drop": config.int8_max_f1_drop,
+        "max_drift_p99": config.int8_max_drift_p99,
+        "passed": f1_fp32 - f1_int8 <= config.int8_max_f1_drop and p99 <= config.int8_max_drift_p99,
+        "rows": len(texts),
+        "drift_max": round(float(drift.max()), 4),
+        "drift_p99": round(p99, 4),
+        "drift_mean": round(float(drift.mean()), 5),
+        "drift_worst_text": texts[worst][:200],
+    }
 
 
 def build_meta(
@@ -148,6 +149,161 @@ def build_meta(
     }
 
 
+def calibration_feeds(model: Any, tokenizer_path: Path, config: TrainConfig, texts: Sequence[str]) -> list[dict]:
+    """One feed per comment, unpadded: as a lone comment is served."""
+    tokenizer = load_tokenizer(tokenizer_path, config.max_length)
+    names = {i.name for i in model.graph.input}
+    feeds = []
+    for e in tokenizer.encode_batch([config.text_prefix + t for t in texts]):
+        ids = np.array([e.ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if "token_type_ids" in names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        feeds.append(feed)
+    return feeds
+
+
+def prune_vocabulary(model: Any, tokenizer_json: dict, config: TrainConfig, corpus: VocabCorpus | None) -> dict | None:
+    """Prune `model`'s embeddings in place; returns the pruned tokenizer.json and the report, or None
+    when pruning is off or the corpus is too small to trust (the reason is logged)."""
+    if not config.prune_vocab:
+        return None
+    if corpus is None or len(corpus.fit) < config.vocab_min_corpus:
+        size = 0 if corpus is None else len(corpus.fit)
+        log.warning(
+            "vocabulary kept whole: %d corpus comments < vocab_min_corpus %d (pruning on a small corpus would "
+            "drop languages; put the public corpora in place to prune)",
+            size,
+            config.vocab_min_corpus,
+        )
+        return None
+    started = time.perf_counter()
+    plan = plan_vocabulary(
+        tokenizer_json, corpus.fit_texts, prefix=config.text_prefix, min_count=config.vocab_min_count
+    )
+    pruned = prune_tokenizer(tokenizer_json, plan.kept)
+    rows = prune_embeddings(model, plan.kept)
+    report = {
+        **plan.describe(),
+        "embedding_rows": {"before": rows[0], "after": rows[1]},
+        "corpus_files": corpus.files,
+        "holdout_coverage": coverage(tokenizer_json, pruned, plan.kept, corpus.holdout, prefix=config.text_prefix),
+    }
+    log.info(
+        "vocabulary: kept %d of %d pieces (%d used by %d comments) in %.0fs",
+        len(plan.kept),
+        plan.full_size,
+        plan.used,
+        plan.fit_comments,
+        time.perf_counter() - started,
+    )
+    return {"tokenizer": pruned, "report": report}
+
+
+def build_served(
+    fp32_path: Path,
+    work_tokenizer: Path,
+    out: Path,
+    config: TrainConfig,
+    meta: dict,
+    *,
+    dev_rows: Sequence[Row],
+    calibration_texts: Sequence[str],
+    corpus: VocabCorpus | None,
+) -> dict:
+    """From the fp32 ONNX model and its tokenizer: prune the vocabulary, quantize, check against fp32.
+
+    Writes out/model.onnx and out/tokenizer.json; returns the metrics to put in bundle.json. The int8
+    gate (`int8_check`, against fp32 with the same vocabulary, so that it measures int8 alone; the
+    pruned vocabulary's effect on dev is reported beside it, and the served model against the full
+    fp32 one): dev macro-F1 within `int8_max_f1_drop` of fp32 and per-comment drift p99 within
+    `int8_max_drift_p99`. `int8_per_token_matmuls` of the most sensitive MatMuls (all when
+    negative) get per-token activation scales; more (x3) while the gate fails (ExportError if never).
+    """
+    import onnx
+
+    from training.quantize import embed_4bit, normalize_rows, quantize_matmuls, sensitivity, weight_matmuls
+
+    out.mkdir(parents=True, exist_ok=True)
+    fp32_meta = BundleMeta.model_validate({**meta, "model_file": fp32_path.name})
+    fp32 = Predictor(Bundle(work_tokenizer.parent, fp32_meta), model_path=fp32_path)
+    model = onnx.load(str(fp32_path))
+    tokenizer_json = json.loads(work_tokenizer.read_text(encoding="utf-8"))
+    metrics: dict = {}
+    pruned = prune_vocabulary(model, tokenizer_json, config, corpus)
+    if pruned:
+        (out / "tokenizer.json").write_text(json.dumps(pruned["tokenizer"], ensure_ascii=False), encoding="utf-8")
+        metrics["vocabulary"] = pruned["report"]
+    else:
+        shutil.copyfile(work_tokenizer, out / "tokenizer.json")
+        metrics["vocabulary"] = {"kept": fp32.tokenizer.get_vocab_size(), "pruned": False}
+    served_meta = BundleMeta.model_validate({**meta, "model_file": SERVED_FILE})
+    if not config.quantize:
+        onnx.save(model, str(out / SERVED_FILE))
+        return metrics
+    started = time.perf_counter()
+    texts = [r.text for r in dev_rows]
+    y = np.array([r.label_vector(fp32.labels) for r in dev_rows])
+    thresholds = [float(t) for t in fp32.thresholds]
+    p_full = fp32.probabilities(texts)
+    p_fp32 = p_full
+    if pruned:  # the gate measures int8 against fp32 on the same vocabulary; the vocabulary's own effect apart
+        onnx.save(model, str(out / PRUNED_FP32_FILE))
+        p_fp32 = Predictor(Bundle(out, served_meta), model_path=out / PRUNED_FP32_FILE).probabilities(texts)
+        (out / PRUNED_FP32_FILE).unlink()
+        metrics["vocabulary"]["dev_fp32"] = int8_check(y, p_full, p_fp32, fp32.labels, thresholds, texts, config)
+    if config.int8_per_token_matmuls < 0:  # all of them: no ranking needed
+        order, per_token = list(weight_matmuls(model)), len(weight_matmuls(model))
+    else:
+        order = sensitivity(model, calibration_feeds(model, out / "tokenizer.json", config, calibration_texts))
+        per_token = min(config.int8_per_token_matmuls, len(order))
+    while True:
+        candidate = onnx.ModelProto()
+        candidate.CopyFrom(model)
+        normalize_rows(candidate, only=order[:per_token])
+        quantize_matmuls(candidate, out / SERVED_FILE)
+        quantized = onnx.load(str(out / SERVED_FILE))
+        embedding_error = embed_4bit(quantized)
+        onnx.save(quantized, str(out / SERVED_FILE))
+        p_served = Predictor(Bundle(out, served_meta)).probabilities(texts)
+        check = int8_check(y, p_fp32, p_served, fp32.labels, thresholds, texts, config)
+        log.info(
+            "int8 with %d/%d MatMuls on per-token scales: dev macro-F1 fp32 %.4f, served %.4f; drift max %.3f p99 %.3f",
+            per_token,
+            len(order),
+            check["dev_macro_f1_fp32"],
+            check["dev_macro_f1_int8"],
+            check["drift_max"],
+            check["drift_p99"],
+        )
+        if check["passed"] or per_token >= len(order):
+            break
+        per_token = min(len(order), max(8, 3 * per_token))
+    if not check["passed"]:
+        raise ExportError(
+            f"int8 fails the gate even with per-token scales on every MatMul: dev macro-F1 "
+            f"{check['dev_macro_f1_int8']:.4f} vs fp32 {check['dev_macro_f1_fp32']:.4f} (max drop "
+            f"{config.int8_max_f1_drop}), per-comment drift p99 {check['drift_p99']} "
+            f"(max {config.int8_max_drift_p99}); worst comment: {check['drift_worst_text']!r}. Compare with "
+            "prune_vocab=false to see whether the vocabulary or int8 moved it; quantize=false ships fp32"
+        )
+    metrics["int8"] = {
+        **check,
+        "reference": "fp32 with the served vocabulary" if pruned else "fp32",
+        "against_full_fp32": {
+            k: v
+            for k, v in int8_check(y, p_full, p_served, fp32.labels, thresholds, texts, config).items()
+            if k.startswith(("dev_", "drift_")) and k != "drift_worst_text"
+        },
+        "matmuls_int8": len(order),
+        "per_token_matmuls": order[:per_token],
+        "embedding": "q4_0 blocks of 32" if embedding_error is not None else "fp32",
+        "embedding_max_abs_error": embedding_error,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return metrics
+
+
 def export_bundle(
     model: Tagger,
     config: TrainConfig,
@@ -158,28 +314,68 @@ def export_bundle(
     calibration: dict,
     data_digest: str,
     dev_rows: Sequence[Row],
+    calibration_texts: Sequence[str] = (),
+    corpus: VocabCorpus | None = None,
 ) -> Bundle:
-    """Write model files, tokenizer and bundle.json into `out`; run both checks. No model card yet."""
+    """Export fp32 ONNX into the work folder (an artefact of the run), then write the served model,
+    tokenizer and bundle.json into `out`; run every check. No model card yet."""
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "tokenizer.json", out / "tokenizer.json")
-    tokenizer = load_tokenizer(out / "tokenizer.json", config.max_length)
+    tokenizer = load_tokenizer(work / "tokenizer.json", config.max_length)
     example_ids = [e.ids for e in tokenizer.encode_batch([config.text_prefix + t for t in PARITY_TEXTS[:2]])]
-    example = collate(example_ids, np.zeros((2, len(config.labels))), pad_id_of(tokenizer))
+    example = collate(example_ids, np.zeros((len(example_ids), len(config.labels))), pad_id_of(tokenizer))
 
     started = time.perf_counter()
-    export_onnx(model, out / FP32_FILE, (example.input_ids, example.attention_mask))
-    log.info("exported %s in %.0fs", out / FP32_FILE, time.perf_counter() - started)
-    fp32_meta = BundleMeta.model_validate(build_meta(name, config, calibration, data_digest, {}, FP32_FILE))
-    fp32 = Predictor(Bundle(out, fp32_meta))
+    export_onnx(model, work / FP32_FILE, (example.input_ids, example.attention_mask))
+    log.info("exported %s in %.0fs", work / FP32_FILE, time.perf_counter() - started)
+    meta = build_meta(name, config, calibration, data_digest, {}, FP32_FILE)
+    fp32 = Predictor(Bundle(work, BundleMeta.model_validate(meta)), model_path=work / FP32_FILE)
     metrics: dict = {"parity": parity_check(model, fp32, config.parity_tolerance), "dev": calibration["dev"]}
+    metrics.update(
+        build_served(
+            work / FP32_FILE,
+            work / "tokenizer.json",
+            out,
+            config,
+            meta,
+            dev_rows=dev_rows,
+            calibration_texts=calibration_texts or [r.text for r in dev_rows[:64]],
+            corpus=corpus,
+        )
+    )
+    validated = write_bundle_meta(out, build_meta(name, config, calibration, data_digest, metrics, SERVED_FILE))
+    return Bundle(out, validated)
 
-    if config.quantize:
-        started = time.perf_counter()
-        kept = quantize_int8(out / FP32_FILE, out / SERVED_FILE, config.int8_keep_ffn_fp32)
-        log.info("quantized to int8 in %.0fs (%d FFN MatMuls kept fp32)", time.perf_counter() - started, len(kept))
-        int8 = Predictor(Bundle(out, fp32_meta), model_path=out / SERVED_FILE)
-        metrics["int8"] = {**int8_check(fp32, int8, dev_rows, config.int8_max_f1_drop), "fp32_nodes": len(kept)}
-    else:
-        shutil.copyfile(out / FP32_FILE, out / SERVED_FILE)
-    meta = write_bundle_meta(out, build_meta(name, config, calibration, data_digest, metrics, SERVED_FILE))
-    return Bundle(out, meta)
+
+def reexport_bundle(
+    fp32_path: Path,
+    config: TrainConfig,
+    work: Path,
+    out: Path,
+    *,
+    name: str,
+    calibration: dict,
+    data_digest: str,
+    dev_rows: Sequence[Row],
+    calibration_texts: Sequence[str],
+    corpus: VocabCorpus | None,
+) -> Bundle:
+    """The served bundle from an existing fp32 ONNX model of the run in `work` (no torch export)."""
+    if not fp32_path.is_file():
+        raise ExportError(f"{fp32_path} not found: give the fp32 ONNX file of this run (model.fp32.onnx)")
+    meta = build_meta(name, config, calibration, data_digest, {}, fp32_path.name)
+    metrics: dict = {"parity": f"re-exported from {fp32_path.name}: parity checked when it was exported"}
+    metrics["dev"] = calibration["dev"]
+    metrics.update(
+        build_served(
+            fp32_path,
+            work / "tokenizer.json",
+            out,
+            config,
+            meta,
+            dev_rows=dev_rows,
+            calibration_texts=calibration_texts,
+            corpus=corpus,
+        )
+    )
+    validated = write_bundle_meta(out, build_meta(name, config, calibration, data_digest, metrics, SERVED_FILE))
+    return Bundle(out, validated)

@@ -170,6 +170,51 @@ def _challenge_section(challenge: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _size_section(metrics: dict) -> list[str]:
+    """How the served model was made small and fast, with the measured effect (training/export.py)."""
+    lines: list[str] = []
+    vocab = metrics.get("vocabulary", {})
+    if vocab.get("kept") and vocab.get("pruned", True) and "full" in vocab:
+        lines += [
+            f"- vocabulary: {vocab['kept']:,} of {vocab['full']:,} pieces kept ({vocab['used_by_corpus']:,} used by "
+            f"{vocab['fit_comments']:,} real comments and seeds, {vocab['single_character_fallback']:,} single "
+            "characters so that other words are spelt, not <unk>); coverage on held-out real comments "
+            "(share of tokens unchanged, share of comments tokenized exactly as before):",
+            "",
+            "| lang | comments | tokens unchanged | comments unchanged |",
+            "|---|---:|---:|---:|",
+        ]
+        for lang, c in vocab.get("holdout_coverage", {}).items():
+            lines.append(f"| {lang} | {c['comments']} | {c['token_coverage']:.4f} | {c['comments_unchanged']:.3f} |")
+        lines.append("")
+    elif vocab:
+        lines.append(f"- vocabulary: full ({vocab.get('kept')} pieces; pruning off or corpus too small)")
+    if "dev_fp32" in vocab:
+        v = vocab["dev_fp32"]
+        lines.append(
+            f"- the pruned vocabulary alone (fp32): dev macro-F1 {v['dev_macro_f1_fp32']:.4f} -> "
+            f"{v['dev_macro_f1_int8']:.4f}; per-comment drift max {v['drift_max']}, p99 {v['drift_p99']}"
+        )
+    int8 = metrics.get("int8")
+    if int8:
+        lines.append(
+            f"- int8: all {int8.get('matmuls_int8')} weight MatMuls int8 ({len(int8.get('per_token_matmuls', []))} "
+            f"with per-token activation scales), word embeddings {int8.get('embedding')} (max change "
+            f"{int8.get('embedding_max_abs_error')}); dev macro-F1 fp32 {int8['dev_macro_f1_fp32']:.4f} -> served "
+            f"{int8['dev_macro_f1_int8']:.4f} (gate: drop <= {int8['max_drop']}); per-comment probability drift vs "
+            f"{int8.get('reference', 'fp32')} on {int8.get('rows')} dev comments: max {int8.get('drift_max')}, p99 "
+            f"{int8.get('drift_p99')} (gate: <= {int8.get('max_drift_p99')}), mean {int8.get('drift_mean')}"
+        )
+        full = int8.get("against_full_fp32")
+        if full:
+            lines.append(
+                f"- served model (vocabulary and int8) against the full fp32 model: dev macro-F1 "
+                f"{full['dev_macro_f1_fp32']:.4f} -> {full['dev_macro_f1_int8']:.4f}; per-comment drift max "
+                f"{full['drift_max']}, p99 {full['drift_p99']}, mean {full['drift_mean']}"
+            )
+    return lines
+
+
 def write_model_card(
     folder: Path, meta: BundleMeta, sets: list[EvalSet], prepared: dict, challenge: dict | None = None
 ) -> Path:
@@ -191,8 +236,7 @@ def write_model_card(
         f"- training config digest `{meta.training_config_digest}`; created {meta.created_at.isoformat()}",
         "",
     ]
-    if "int8" in meta.metrics:
-        lines.append(f"- int8 vs fp32 on dev: {meta.metrics['int8']}")
+    lines += _size_section(meta.metrics)
     if "parity" in meta.metrics:
         lines.append(f"- fp32 ONNX vs torch parity: {meta.metrics['parity']}")
     lines.append("")

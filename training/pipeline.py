@@ -3,7 +3,7 @@
 prepare -> prepared.jsonl      load, validate, deduplicate, split
 fit     -> best.pt, last.pt    fine-tune (training/train.py)
 calibrate -> calibration.json  temperatures and thresholds on dev
-export  -> models/NAME/        ONNX + int8 + bundle.json (training/export.py)
+export  -> models/NAME/        model.fp32.onnx in WORK; pruned vocabulary + int8 + bundle.json (training/export.py)
 card    -> MODEL_CARD.md       evaluation through the served predictor, plots
 
 `run_all` chains them: what `belong train` does.
@@ -236,24 +236,51 @@ def calibrate_stage(work: Path, calibration_data: Sequence[Path] = (), *, with_d
     return result
 
 
-def export_stage(work: Path, out: Path, name: str | None = None):
-    from training.export import export_bundle
-    from training.train import load_trained
+def vocabulary_corpus(work: Path, rows: Sequence[Row]):
+    """The texts whose tokens the served vocabulary keeps: the corpora folder the run was prepared
+    with (all but rednote_dev), seeds, challenge sets and the run's rows; never its dev/test rows."""
+    from training.vocab import vocab_corpus
 
-    model, config = load_trained(work)
+    report = read_prepare_report(work)
+    corpora = Path(report["corpora"]) if report.get("corpora") else None
+    # Only when the run trained on the corpora: a run on plain --data files says nothing about them.
+    if corpora and not any(Path(f).resolve().parent == corpora.resolve() for f in report.get("files", [])):
+        corpora = None
+    return vocab_corpus(corpora, [Path("seeds"), Path("data/challenge")], rows)
+
+
+def export_stage(work: Path, out: Path, name: str | None = None, from_onnx: Path | None = None):
+    """Export the run's best checkpoint (or re-export `from_onnx`, a fp32 ONNX model of this run,
+    e.g. an older bundle's `model.fp32.onnx`, with today's export settings) into `out`."""
+    import dataclasses
+
+    from training.config import EXPORT_KEYS
+
     calibration = json.loads((work / "calibration.json").read_text(encoding="utf-8"))
     splits = read_prepared(work)
     all_rows = [row for rows in splits.values() for row in rows]
-    return export_bundle(
-        model,
-        config,
-        work,
-        out,
+    if from_onnx is None:
+        from training.export import export_bundle
+        from training.train import load_trained
+
+        model, config = load_trained(work)
+    else:
+        saved = TrainConfig.from_dict(json.loads((work / "config.json").read_text(encoding="utf-8")))
+        defaults = TrainConfig()
+        config = dataclasses.replace(saved, **{k: getattr(defaults, k) for k in EXPORT_KEYS})
+    common = dict(
         name=name or out.name,
         calibration=calibration,
         data_digest=data_digest(all_rows),
         dev_rows=int8_check_rows(splits["dev"], config.seed),
+        calibration_texts=[r.text for r in int8_check_rows(splits["train"], config.seed, limit=64)],
+        corpus=vocabulary_corpus(work, all_rows),
     )
+    if from_onnx is None:
+        return export_bundle(model, config, work, out, **common)
+    from training.export import reexport_bundle
+
+    return reexport_bundle(from_onnx, config, work, out, **common)
 
 
 def int8_check_rows(dev: list[Row], seed: int, limit: int = 1500) -> list[Row]:
@@ -307,7 +334,7 @@ def card_stage(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
     return reports
 
 
-def publish(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
+def publish(work: Path, out: Path, eval_data: Sequence[Path] = (), from_onnx: Path | None = None) -> dict:
     """Export and evaluate into a temporary folder beside `out`, then rename it into place.
 
     A failed or interrupted build never leaves a half bundle that `belong serve` would refuse: `out`
@@ -318,7 +345,7 @@ def publish(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    export_stage(work, partial, name=out.name)
+    export_stage(work, partial, name=out.name, from_onnx=from_onnx)
     reports = card_stage(work, partial, eval_data)
     if out.exists():
         retired = out.parent / f".{out.name}.old"

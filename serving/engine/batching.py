@@ -1,4 +1,4 @@
-"""Micro-batching: merge concurrent requests into length-sorted model batches on a worker thread.
+"""Micro-batching: merge concurrent requests into length-sorted model batches on a model thread.
 
 Usage:
     batcher = MicroBatcher(predictor, max_batch_size=32, max_wait_ms=2)
@@ -6,13 +6,15 @@ Usage:
     results = await batcher.score([Item("Welcome!", lang=None)])   # from any event-loop task
     batcher.stop()
 
-The worker takes the first waiting request, waits at most `max_wait_ms` for more until it holds
-`max_batch_size` comments, then also takes whatever else is already queued, up to
-`pool_batches * max_batch_size` comments. It tokenizes the pool in one call, sorts it by token
-length and cuts it where padding would cost more than starting another batch (`plan_batches`).
-Batches run shortest first and a request is answered as soon as the batches holding its comments
-are done. The event loop only enqueues and awaits a future: tokenizing, language detection and
-onnxruntime all run here.
+Two threads, so that the model thread only runs the model. The preparation thread takes each
+request as it arrives, tokenizes its comments and detects the languages not given, and queues it
+ready. The model thread takes the first ready request, waits at most `max_wait_ms` for more until
+it holds `max_batch_size` comments, then also takes whatever else is already ready, up to
+`pool_batches * max_batch_size` comments. It sorts the pool by token length and cuts it where
+padding would cost more than starting another batch (`plan_batches`). Batches run shortest first
+and a request is answered as soon as the batches holding its comments are done. While the model
+thread runs a batch (onnxruntime releases the GIL), the next requests are being tokenized. The
+event loop only enqueues and awaits a future.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class _Job:
     future: asyncio.Future[list[Scored]]
     results: list[Scored | None] = field(init=False)
     remaining: int = field(init=False)
+    encoded: list[Any] = field(default_factory=list)  # filled by the preparation thread
+    langs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.items)
@@ -139,22 +143,37 @@ class MicroBatcher(QueueWorker[_Job]):
         self._on_batch = on_batch or (lambda n: None)
         self._on_queue_depth = on_queue_depth or (lambda n: None)
         self._detect = detect
-        self._pending = 0  # comments queued but not yet taken by the worker
+        self._pending = 0  # comments queued but not yet taken by the model thread
         self._lock = threading.Lock()
-        super().__init__()
+        super().__init__()  # self._queue: prepared jobs, for the model thread
+        self._incoming: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._prep_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        super().start()
+        self._prep_thread = threading.Thread(target=self._prepare_loop, name="belong-prepare", daemon=True)
+        self._prep_thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batches in hand, fail the rest, and join the worker."""
+        """Finish the batches in hand, fail the rest, and join both threads."""
         if self._thread is None:
             return
-        super().stop(timeout)
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                self._fail([job], BatcherStopped("the server is shutting down"))
+        self._running = False
+        self._incoming.put(None)  # passes through the preparation thread to the model thread
+        assert self._prep_thread is not None
+        self._prep_thread.join(timeout)
+        self._thread.join(timeout)
+        self._thread = self._prep_thread = None
+        for source in (self._incoming, self._queue):
+            while True:
+                try:
+                    job = source.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    self._fail([job], BatcherStopped("the server is shutting down"))
 
     async def score(self, items: Sequence[Item]) -> list[Scored]:
         """Score comments together with whatever else is queued; results in input order."""
@@ -170,10 +189,28 @@ class MicroBatcher(QueueWorker[_Job]):
         self._on_queue_depth(depth)
         loop = asyncio.get_running_loop()
         job = _Job(list(items), loop, loop.create_future())
-        self._queue.put(job)
+        self._incoming.put(job)
         return await job.future
 
-    # --- worker thread ---
+    # --- preparation thread ---
+
+    def _prepare_loop(self) -> None:
+        while True:
+            job = self._incoming.get()
+            if job is None:
+                self._queue.put(None)
+                return
+            try:
+                job.encoded = self.predictor.encode([item.text for item in job.items])
+                job.langs = [item.lang or self._detect(item.text) for item in job.items]
+            except Exception as exc:  # one bad request must not stop the others
+                log.exception("preparing a request of %d comment(s) failed", len(job.items))
+                self._take(job)
+                self._fail([job], exc)
+                continue
+            self._queue.put(job)
+
+    # --- model thread ---
 
     def _take(self, job: _Job) -> int:
         with self._lock:
@@ -226,19 +263,18 @@ class MicroBatcher(QueueWorker[_Job]):
 
     def _run(self, jobs: list[_Job]) -> None:
         slots = [(job, i) for job in jobs for i in range(len(job.items))]
-        encoded = self.predictor.encode([job.items[i].text for job, i in slots])
+        encoded = [job.encoded[i] for job, i in slots]
         lengths = [len(e.ids) for e in encoded]
         for chunk in plan_batches(lengths, self.max_batch_size, self.batch_overhead):
             predictions = self.predictor.predict_encoded([encoded[k] for k in chunk], batch_size=len(chunk))
             self._on_batch(len(chunk))
             for k, prediction in zip(chunk, predictions, strict=True):
                 job, i = slots[k]
-                item = job.items[i]
                 job.results[i] = Scored(
                     scores=prediction.scores,
                     tags=list(prediction.tags),
                     truncated=prediction.truncated,
-                    lang=item.lang or self._detect(item.text),
+                    lang=job.langs[i],
                 )
                 job.remaining -= 1
                 if job.remaining == 0:

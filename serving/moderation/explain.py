@@ -1,15 +1,17 @@
 """Which words drove a hostile score: occlusion through the served model.
 
-Usage:
+Usage (from a page's worker thread, not the event loop):
     explainer = Explainer()
-    spans = explainer.hostile_spans(predictor, "go back to tiktok, idiot")   # [(0, 2), (3, 7), ...]
+    spans = explainer.hostile_spans(runtime.batcher, "go back to tiktok, idiot")   # [(0, 2), (3, 7), ...]
 
 Each word (or each CJK / kana / hangul character, or a group of neighbouring words in a long
 comment) is removed in turn and the comment scored again; a unit whose removal lowers the hostile
 probability by at least MIN_DROP, and is among the TOP strongest, is marked. It costs one model
 call per unit, so comments are split into at most MAX_UNITS units and results are cached.
 The model only sees the comment text, so this is only offered when the predictor that serves now
-is the one that scored the comment.
+is the one that scored the comment. The texts go through the server's micro-batcher like any API
+request: they share its batches, never run the model beside it, and count against its queue limit;
+when the queue is full the page shows no highlights (and caches nothing) rather than wait.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from typing import Any
+
+from anyio import from_thread
+
+from serving.engine.batching import BatcherStopped, Item, MicroBatcher, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +51,11 @@ def units(text: str) -> list[Span]:
     return [(spans[i][0], spans[min(i + size, len(spans)) - 1][1]) for i in range(0, len(spans), size)]
 
 
-def _hostile_scores(predictor: Any, texts: list[str]) -> list[float]:
-    predictions = predictor.predict_encoded(predictor.encode(texts), batch_size=32)
-    return [float(p.scores["hostile"]) for p in predictions]
+def _hostile_scores(batcher: MicroBatcher, texts: list[str]) -> list[float]:
+    """Through the batcher, from a worker thread of the server's event loop (FastAPI runs sync
+    routes in one). The language is not needed: "und" spares the detection."""
+    scored = from_thread.run(batcher.score, [Item(t, lang="und") for t in texts])
+    return [float(s.scores["hostile"]) for s in scored]
 
 
 class Explainer:
@@ -57,10 +64,12 @@ class Explainer:
         self._lock = threading.Lock()
         self.cache_size = cache_size
 
-    def hostile_spans(self, predictor: Any, text: str) -> list[Span]:
-        """Spans of `text` that drove its hostile score, in text order (empty when none stands out)."""
+    def hostile_spans(self, batcher: MicroBatcher, text: str) -> list[Span]:
+        """Spans of `text` that drove its hostile score, in text order (empty when none stands out,
+        or when the batcher is too busy to ask)."""
         if not text.strip() or len(text) > MAX_CHARS:
             return []
+        predictor = batcher.predictor
         key = hashlib.sha256(f"{predictor.name}\0{predictor.version}\0{text}".encode()).hexdigest()
         with self._lock:
             if key in self._cache:
@@ -70,7 +79,11 @@ class Explainer:
         if not spans:
             return []
         texts = [text] + [(text[:a] + text[b:]).strip() or "." for a, b in spans]
-        scores = _hostile_scores(predictor, texts)
+        try:
+            scores = _hostile_scores(batcher, texts)
+        except (Overloaded, BatcherStopped) as exc:
+            log.info("no highlights for now: %s", exc)
+            return []
         base = scores[0]
         drops = sorted(((base - s, span) for s, span in zip(scores[1:], spans, strict=True)), reverse=True)
         marked = sorted(span for drop, span in drops[:TOP] if drop >= MIN_DROP)

@@ -2,7 +2,7 @@
 
 Every page needs a login session (a cookie); API keys open none of them. Every POST carries the
 session's CSRF token. Routes are plain `def`s: FastAPI runs them in its thread pool, where the
-database and the model (for word highlights) may block.
+database and the micro-batcher (for word highlights) may block.
 """
 
 from __future__ import annotations
@@ -365,7 +365,7 @@ def _explanations(
 ) -> dict[int, list[tuple[str, bool]]]:
     """Marked words for the hostile comments on the page, when the serving model scored them."""
     predictor = runtime.predictor if runtime.ready else None
-    if not state.settings.explain or predictor is None:
+    if not state.settings.explain or predictor is None or runtime.batcher is None:
         return {}
     out: dict[int, list[tuple[str, bool]]] = {}
     for item in view.comments:
@@ -375,7 +375,7 @@ def _explanations(
         if not c.hostile or (c.model_name, c.model_version) != (predictor.name, predictor.version):
             continue
         try:
-            spans = state.explainer.hostile_spans(predictor, c.text)
+            spans = state.explainer.hostile_spans(runtime.batcher, c.text)
         except Exception:  # highlights are a help, never a reason for the page to fail
             log.exception("explaining comment %s failed", c.id)
             return out

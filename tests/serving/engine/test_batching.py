@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -122,3 +123,66 @@ def test_plan_batches_sorts_and_weighs_padding_against_calls():
     # calls are free: nothing is ever padded
     assert plan_batches(lengths, max_batch=32, overhead=0) == [[3], [5], [1], [6], [0], [2], [7], [4]]
     assert plan_batches([], max_batch=8, overhead=16) == []
+
+
+def test_tokenizing_and_language_detection_run_beside_the_model():
+    """The model thread only runs the model: while it is busy, new requests are tokenized and their
+    language detected on the preparation thread."""
+    threads: dict[str, set[str]] = {"encode": set(), "detect": set(), "model": set()}
+    encoded_while_busy = threading.Event()
+
+    class Recording(FakePredictor):
+        def encode(self, texts):
+            threads["encode"].add(threading.current_thread().name)
+            if not self.gate.is_set():
+                encoded_while_busy.set()
+            return super().encode(texts)
+
+        def predict_encoded(self, encoded, batch_size=32):
+            threads["model"].add(threading.current_thread().name)
+            return super().predict_encoded(encoded, batch_size)
+
+    def detect(text: str) -> str:
+        threads["detect"].add(threading.current_thread().name)
+        return "en"
+
+    predictor = Recording()
+    predictor.gate.clear()
+    batcher = started(predictor, max_wait_ms=0, detect=detect)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.score([Item("held by the model")]))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(batcher.score([Item("tokenized meanwhile")]))
+        await asyncio.to_thread(encoded_while_busy.wait, 5)
+        predictor.gate.set()
+        return await asyncio.gather(first, second)
+
+    try:
+        results = run(main())
+    finally:
+        batcher.stop()
+    assert encoded_while_busy.is_set()
+    assert [r.lang for (r,) in results] == ["en", "en"]
+    assert threads == {"encode": {"belong-prepare"}, "detect": {"belong-prepare"}, "model": {"belong-batcher"}}
+
+
+def test_a_request_that_fails_to_tokenize_fails_alone():
+    class Picky(FakePredictor):
+        def encode(self, texts):
+            if any("<bad>" in t for t in texts):
+                raise ValueError("bad text")
+            return super().encode(texts)
+
+    batcher = started(Picky(), max_wait_ms=0, max_queue=4)
+
+    async def main():
+        with pytest.raises(ValueError, match="bad text"):
+            await batcher.score([Item("a <bad> b")])
+        return await batcher.score([Item("go back")] * 4)  # the failed one no longer counts as waiting
+
+    try:
+        scored = run(main())
+    finally:
+        batcher.stop()
+    assert [s.tags for s in scored] == [["hostile"]] * 4
