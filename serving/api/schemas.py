@@ -21,8 +21,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
+from serving.engine.batching import Scored
 from serving.labels import Scope, ThreadStatus
-from serving.timefmt import parse_rfc3339
+from serving.storage.comments import NewComment
+from serving.timefmt import parse_rfc3339, to_db
 
 MAX_COMMENTS = 256
 MAX_TEXT_CHARS = 10_000
@@ -99,6 +101,22 @@ class CommentIn(Strict):
     parent_id: Id | None = Field(default=None, description="The id of the comment this one replies to.")
     created_at: Rfc3339 | None = Field(default=None, description="RFC 3339 with an offset; default: now.")
     lang: Lang | None = Field(default=None, description="Language hint (ISO 639); detected when absent.")
+
+    def stored_row(self, scored: Scored, now: datetime) -> NewComment:
+        """The row the store keeps for this comment once scored (/v1/score, streams, the consumer)."""
+        return NewComment(
+            community_id=self.community_id or "",
+            comment_id=self.id,
+            thread_id=self.thread_id,
+            author_id=self.author_id,
+            parent_id=self.parent_id,
+            text=self.text,
+            lang=scored.lang,
+            created_at=to_db(self.created_at) if self.created_at else now,
+            scores=scored.scores,
+            tags=scored.tags,
+            truncated=scored.truncated,
+        )
 
 
 class ScoreRequest(Strict):

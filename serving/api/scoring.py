@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 
 from anyio import to_thread
 
@@ -29,10 +28,10 @@ from serving.api.overload import AdmissionGuard
 from serving.api.schemas import CommentIn, ScoredComment
 from serving.engine.batching import BatcherStopped, Item, Scored
 from serving.runtime import Runtime
-from serving.storage.comments import Key, NewComment, StoredResult, find_results
+from serving.storage.comments import Key, StoredResult, find_results
 from serving.storage.db import StoreUnavailable
 from serving.storage.writer import WriterStopped
-from serving.timefmt import to_db, utcnow
+from serving.timefmt import utcnow
 
 
 def key_of(comment: CommentIn) -> Key:
@@ -106,7 +105,7 @@ class ScoringService:
         results: dict[int, Scored | StoredResult] = dict(zip(todo, fresh, strict=True))
         if store and todo:
             now = utcnow()
-            rows = [self._row(comments[i], fresh_i, now) for i, fresh_i in zip(todo, fresh, strict=True)]
+            rows = [comments[i].stored_row(fresh_i, now) for i, fresh_i in zip(todo, fresh, strict=True)]
             try:
                 # Stored meanwhile by a concurrent request: answer with what is stored.
                 replaced = await self.runtime.writer.write(rows)
@@ -123,19 +122,3 @@ class ScoringService:
             ScoredComment(id=c.id, scores=r.scores, tags=r.tags, lang=r.lang, truncated=r.truncated)
             for c, r in ((comments[i], results[i]) for i in range(len(comments)))
         ]
-
-    @staticmethod
-    def _row(comment: CommentIn, scored: Scored, now: datetime) -> NewComment:
-        return NewComment(
-            community_id=comment.community_id or "",
-            comment_id=comment.id,
-            thread_id=comment.thread_id,
-            author_id=comment.author_id,
-            parent_id=comment.parent_id,
-            text=comment.text,
-            lang=scored.lang,
-            created_at=to_db(comment.created_at) if comment.created_at else now,
-            scores=scored.scores,
-            tags=scored.tags,
-            truncated=scored.truncated,
-        )

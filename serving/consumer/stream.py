@@ -46,8 +46,8 @@ from serving.consumer.entries import (
 from serving.consumer.metrics import ConsumerMetrics
 from serving.engine.batching import Scored
 from serving.engine.tagger import Tagger
-from serving.storage.comments import Key, NewComment, StoredResult, find_results, insert_scored
-from serving.timefmt import to_db, utcnow
+from serving.storage.comments import Key, StoredResult, find_results, insert_scored
+from serving.timefmt import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class StreamConsumer:
         todo = [key for key in unique if key not in stored]
         scored = self.tagger.score([unique[k].text for k in todo], [unique[k].lang for k in todo])
         now = utcnow()
-        rows = [_row(unique[k], result, now) for k, result in zip(todo, scored, strict=True)]
+        rows = [unique[k].stored_row(result, now) for k, result in zip(todo, scored, strict=True)]
         results: dict[Key, Scored | StoredResult] = {**stored, **dict(zip(todo, scored, strict=True))}
         inserted: set[Key] = set()
         if rows:
@@ -308,23 +308,6 @@ class StreamConsumer:
                         self.metrics.lag.set(group["lag"])
         except ResponseError:
             log.debug("XINFO GROUPS failed", exc_info=True)
-
-
-def _row(comment: CommentIn, scored: Scored, now: Any) -> NewComment:
-    """The stored row, built as `/v1/score` builds it."""
-    return NewComment(
-        community_id=comment.community_id or "",
-        comment_id=comment.id,
-        thread_id=comment.thread_id,
-        author_id=comment.author_id,
-        parent_id=comment.parent_id,
-        text=comment.text,
-        lang=scored.lang,
-        created_at=to_db(comment.created_at) if comment.created_at else now,
-        scores=scored.scores,
-        tags=scored.tags,
-        truncated=scored.truncated,
-    )
 
 
 def _flat(fields: dict[str, str]) -> list[str]:
