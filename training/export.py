@@ -329,16 +329,47 @@ def export_bundle(
     log.info("exported %s in %.0fs", work / FP32_FILE, time.perf_counter() - started)
     meta = build_meta(name, config, calibration, data_digest, {}, FP32_FILE)
     fp32 = Predictor(Bundle(work, BundleMeta.model_validate(meta)), model_path=work / FP32_FILE)
-    metrics: dict = {"parity": parity_check(model, fp32, config.parity_tolerance), "dev": calibration["dev"]}
+    return _served_bundle(
+        work / FP32_FILE,
+        parity_check(model, fp32, config.parity_tolerance),
+        config,
+        work,
+        out,
+        name=name,
+        calibration=calibration,
+        data_digest=data_digest,
+        dev_rows=dev_rows,
+        calibration_texts=calibration_texts or [r.text for r in dev_rows[:64]],
+        corpus=corpus,
+    )
+
+
+def _served_bundle(
+    fp32_path: Path,
+    parity: dict | str,
+    config: TrainConfig,
+    work: Path,
+    out: Path,
+    *,
+    name: str,
+    calibration: dict,
+    data_digest: str,
+    dev_rows: Sequence[Row],
+    calibration_texts: Sequence[str],
+    corpus: VocabCorpus | None,
+) -> Bundle:
+    """Quantize the fp32 model into `out`, check it, and write bundle.json (both export paths)."""
+    meta = build_meta(name, config, calibration, data_digest, {}, fp32_path.name)
+    metrics: dict = {"parity": parity, "dev": calibration["dev"]}
     metrics.update(
         build_served(
-            work / FP32_FILE,
+            fp32_path,
             work / "tokenizer.json",
             out,
             config,
             meta,
             dev_rows=dev_rows,
-            calibration_texts=calibration_texts or [r.text for r in dev_rows[:64]],
+            calibration_texts=calibration_texts,
             corpus=corpus,
         )
     )
@@ -362,20 +393,18 @@ def reexport_bundle(
     """The served bundle from an existing fp32 ONNX model of the run in `work` (no torch export)."""
     if not fp32_path.is_file():
         raise ExportError(f"{fp32_path} not found: give the fp32 ONNX file of this run (model.fp32.onnx)")
-    meta = build_meta(name, config, calibration, data_digest, {}, fp32_path.name)
-    metrics: dict = {"parity": f"re-exported from {fp32_path.name}: parity checked when it was exported"}
-    metrics["dev"] = calibration["dev"]
-    metrics.update(
-        build_served(
-            fp32_path,
-            work / "tokenizer.json",
-            out,
-            config,
-            meta,
-            dev_rows=dev_rows,
-            calibration_texts=calibration_texts,
-            corpus=corpus,
-        )
+    out.mkdir(parents=True, exist_ok=True)
+    parity = f"re-exported from {fp32_path.name}: parity checked when it was exported"
+    return _served_bundle(
+        fp32_path,
+        parity,
+        config,
+        work,
+        out,
+        name=name,
+        calibration=calibration,
+        data_digest=data_digest,
+        dev_rows=dev_rows,
+        calibration_texts=calibration_texts,
+        corpus=corpus,
     )
-    validated = write_bundle_meta(out, build_meta(name, config, calibration, data_digest, metrics, SERVED_FILE))
-    return Bundle(out, validated)
