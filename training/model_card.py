@@ -187,6 +187,19 @@ def _size_section(metrics: dict) -> list[str]:
         for lang, c in vocab.get("holdout_coverage", {}).items():
             lines.append(f"| {lang} | {c['comments']} | {c['token_coverage']:.4f} | {c['comments_unchanged']:.3f} |")
         lines.append("")
+        seeds = vocab.get("seed_holdout_coverage")
+        if seeds:
+            lines += [
+                f"  {vocab.get('wordlist_pieces', 0):,} pieces are kept for the frequent words of "
+                f"{', '.join((vocab.get('wordlists') or {}).get('languages', [])) or 'no language'} (wordfreq's lists); "
+                "the same coverage on the held-out seed comments (dev and test; languages the corpora lack):",
+                "",
+                "| lang | comments | tokens unchanged | comments unchanged |",
+                "|---|---:|---:|---:|",
+            ]
+            for lang, c in seeds.items():
+                lines.append(f"| {lang} | {c['comments']} | {c['token_coverage']:.4f} | {c['comments_unchanged']:.3f} |")
+            lines.append("")
     elif vocab:
         lines.append(f"- vocabulary: full ({vocab.get('kept')} pieces; pruning off or corpus too small)")
     if "dev_fp32" in vocab:

@@ -12,7 +12,10 @@ multilingual-e5-small inherits XLM-R's 250k-piece SentencePiece vocabulary: its 
 the fit corpus uses it, and every single-character piece is kept too, so that a word made of
 dropped pieces is spelt with smaller kept ones (the Unigram model re-segments it) instead of
 becoming <unk>; only characters the full vocabulary had no piece for, or whose piece is gone, fall
-back to <unk>. A comment whose pieces are all kept is tokenized exactly as before (removing pieces
+back to <unk>. Languages the corpora barely have (ja, ru, tr, vi, id here) are covered by the most
+frequent words of each language from `wordfreq`'s lists (built from Wikipedia, subtitles, news,
+books, Twitter and Reddit): their pieces are kept even though no corpus comment used them, so the
+common words of those languages keep their own pieces. A comment whose pieces are all kept is tokenized exactly as before (removing pieces
 never makes the old best segmentation worse), so its scores only move by what int8 moves them.
 Special tokens keep their ids (0-3 in XLM-R order), so padding and the template are unchanged.
 """
@@ -50,6 +53,8 @@ class CorpusText:
 class VocabCorpus:
     fit: list[CorpusText] = field(default_factory=list)  # token ids used here are kept
     holdout: list[CorpusText] = field(default_factory=list)  # real comments never looked at: coverage
+    # The run's held-out seed rows (dev and test): coverage in languages the corpora do not have.
+    seed_holdout: list[CorpusText] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
     @property
@@ -122,7 +127,10 @@ def vocab_corpus(
             for item in read_texts(path):
                 add(item, real=False)
     for row in prepared:
-        add(CorpusText(row.text, getattr(row, "lang", "und"), getattr(row, "source", "") or "data"), real=False)
+        item = CorpusText(row.text, getattr(row, "lang", "und"), getattr(row, "source", "") or "data")
+        if getattr(row, "split", None) in ("dev", "test") and item.origin == "seeds":
+            out.seed_holdout.append(item)
+        add(item, real=False)
     return out
 
 
@@ -134,6 +142,7 @@ class VocabPlan:
     single_chars: int  # single-character pieces kept as a fallback beyond those used
     fit_comments: int
     fit_tokens: int
+    wordlist_pieces: int = 0  # kept only because a frequent word of a wordlist language uses them
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -143,6 +152,7 @@ class VocabPlan:
             "single_character_fallback": self.single_chars,
             "fit_comments": self.fit_comments,
             "fit_tokens": self.fit_tokens,
+            "wordlist_pieces": self.wordlist_pieces,
         }
 
 
@@ -182,8 +192,10 @@ def plan_vocabulary(
     prefix: str = "",
     min_count: int = 1,
     keep_single_chars: bool = True,
+    wordlist_texts: Sequence[str] = (),
 ) -> VocabPlan:
-    """Which ids to keep: specials, pieces used at least `min_count` times, single characters."""
+    """Which ids to keep: specials, pieces used at least `min_count` times, pieces of the frequent
+    words in `wordlist_texts` (see `wordlist_texts()`), single characters."""
     model = unigram_model(tokenizer_json)
     tokenizer = Tokenizer.from_str(json.dumps(tokenizer_json))
     counts = token_counts(tokenizer, texts, prefix)
@@ -193,6 +205,8 @@ def plan_vocabulary(
     if keep_single_chars:
         chars = {i for i, (piece, _s) in enumerate(model["vocab"]) if len(piece.lstrip("\u2581")) == 1} - kept
         kept |= chars
+    from_words = set(token_counts(tokenizer, wordlist_texts, prefix)) - kept if wordlist_texts else set()
+    kept |= from_words
     return VocabPlan(
         kept=sorted(kept),
         full_size=len(model["vocab"]),
@@ -200,7 +214,34 @@ def plan_vocabulary(
         single_chars=len(chars),
         fit_comments=len(texts),
         fit_tokens=sum(counts.values()),
+        wordlist_pieces=len(from_words),
     )
+
+
+NO_SPACE_LANGUAGES = {"zh", "ja", "th"}  # written without spaces: words run into each other
+
+
+def wordlist_texts(languages: Sequence[str], words: int, *, per_line: int = 12) -> list[str]:
+    """The `words` most frequent words of each language (wordfreq's "best" list), lower-case and
+    capitalised as they start sentences, `per_line` to a line, run together where the language
+    writes no spaces (so pieces that span word boundaries appear as in real text)."""
+    from itertools import islice
+
+    try:
+        from wordfreq import available_languages, iter_wordlist
+    except ImportError as exc:  # part of the `train` extra
+        raise VocabError("vocab_wordlist_words needs the wordfreq package (pip install -e '.[train]')") from exc
+    known = available_languages("best")
+    missing = [lang for lang in languages if lang not in known]
+    if missing:
+        raise VocabError(f"wordfreq has no word list for {', '.join(missing)} (it has {', '.join(sorted(known))})")
+    lines: list[str] = []
+    for lang in languages:
+        top = list(islice(iter_wordlist(lang, "best"), words))
+        forms = top + [w[:1].upper() + w[1:] for w in top if w[:1].islower()]
+        sep = "" if lang in NO_SPACE_LANGUAGES else " "
+        lines += [sep.join(forms[i : i + per_line]) for i in range(0, len(forms), per_line)]
+    return lines
 
 
 def prune_tokenizer(tokenizer_json: dict, kept: Sequence[int]) -> dict:

@@ -32,10 +32,11 @@ def test_q4_blocks_are_exact_on_q4_values():
     rng = np.random.default_rng(0)
     q = rng.integers(0, 16, (5, 64))
     q[:, ::32] = 0  # every block holds its -8 * d value, as ggml's Q4_0 writes it
-    d = rng.random((5, 2)).astype(np.float16).astype(np.float32) + 0.01
+    d = (rng.random((5, 2)) + 0.01).astype(np.float16).astype(np.float32)  # ggml stores d as float16
     weights = ((q - 8).reshape(5, 2, 32) * d[..., None]).reshape(5, 64).astype(np.float32)
     packed, scales, error = q4_blocks(weights)
     assert error == 0.0 and packed.shape == (5, 32) and scales.shape == (5, 2)
+    assert scales.dtype == np.float16 and np.array_equal(scales.astype(np.float32), d)
 
 
 def _two_matmuls(weights: np.ndarray) -> onnx.ModelProto:

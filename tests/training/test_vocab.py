@@ -45,3 +45,44 @@ def test_pruned_bundle_scores_kept_text_exactly_like_the_full_one(tiny_bundle, t
     assert dropped  # pieces no kept text used
     report = coverage(full_json, pruned_json, plan.kept, [CorpusText(other, "pt", "t")])
     assert report["pt"]["token_coverage"] < 1.0
+
+
+def test_wordlist_words_keep_pieces_no_corpus_comment_used(tiny_bundle):
+    from tokenizers import Tokenizer
+
+    from training.vocab import wordlist_texts
+
+    lines = wordlist_texts(["pt", "ja"], 200)
+    portuguese = " ".join(lines[: len(lines) // 2])
+    assert " de " in f" {portuguese} " and " De " in f" {portuguese} "  # as written mid-sentence and at its start
+    assert not any(" " in line for line in wordlist_texts(["ja"], 50))  # run together as Japanese is written
+    full_json = json.loads((tiny_bundle.parent.parent / "work" / "tokenizer.json").read_text())
+    plain = plan_vocabulary(full_json, KEPT_TEXTS, prefix="query: ")
+    with_words = plan_vocabulary(full_json, KEPT_TEXTS, prefix="query: ", wordlist_texts=lines)
+    assert with_words.wordlist_pieces == len(with_words.kept) - len(plain.kept) > 0
+    frequent = " ".join(reversed(lines[0].split()[:8]))  # eight of the most frequent words, another order
+    common = Tokenizer.from_str(json.dumps(full_json)).encode(f"query: {frequent}").ids
+    assert not set(common) <= set(plain.kept) and set(common) <= set(with_words.kept)
+
+
+def test_wordlist_language_without_a_list_is_named():
+    import pytest
+
+    from training.vocab import VocabError, wordlist_texts
+
+    with pytest.raises(VocabError, match="no word list for xx"):
+        wordlist_texts(["en", "xx"], 10)
+
+
+def test_held_out_rows_are_never_fit_and_seed_ones_measure_coverage(tmp_path):
+    from types import SimpleNamespace
+
+    from training.vocab import vocab_corpus
+
+    def row(text, split, source):
+        return SimpleNamespace(text=text, lang="ja", split=split, source=source)
+
+    prepared = [row("ようこそ", "train", "seeds"), row("はじめまして", "test", "seeds"), row("どこから？", "dev", "annotated")]
+    corpus = vocab_corpus(None, [], prepared)
+    assert corpus.fit_texts == ["ようこそ"]
+    assert [c.text for c in corpus.seed_holdout] == ["はじめまして"]
