@@ -35,7 +35,7 @@ from training.data import Row
 from training.metrics import multilabel_metrics
 from training.model import Tagger
 from training.train import collate
-from training.vocab import VocabCorpus, coverage, plan_vocabulary, prune_embeddings, prune_tokenizer
+from training.vocab import VocabCorpus, coverage, plan_vocabulary, prune_embeddings, prune_tokenizer, wordlist_texts
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,9 @@ def int8_check(
     Both must hold: a macro-F1 within `int8_max_f1_drop` can hide many comments whose scores moved
     (one scale per tensor passed it with a drift p99 of 0.30 and lost 0.018 on rednote_dev), so the
     99th percentile of the drift is bounded too (`int8_max_drift_p99`)."""
-    f1_fp32 = multilabel_metrics(y, p_fp32, list(labels), list(thresholds))["macro_f1"]
-    f1_int8 = multilabel_metrics(y, p_served, list(labels), list(thresholds))["macro_f1"]
+    before = multilabel_metrics(y, p_fp32, list(labels), list(thresholds))
+    after = multilabel_metrics(y, p_served, list(labels), list(thresholds))
+    f1_fp32, f1_int8 = before["macro_f1"], after["macro_f1"]
     drift = np.abs(p_served - p_fp32).max(axis=1)
     worst = int(drift.argmax())
     p99 = float(np.quantile(drift, 0.99))
@@ -119,6 +120,7 @@ def int8_check(
         "max_drift_p99": config.int8_max_drift_p99,
         "passed": f1_fp32 - f1_int8 <= config.int8_max_f1_drop and p99 <= config.int8_max_drift_p99,
         "rows": len(texts),
+        "f1_per_tag": {t: [before["tags"][t]["f1"], after["tags"][t]["f1"]] for t in labels},
         "drift_max": round(float(drift.max()), 4),
         "drift_p99": round(p99, 4),
         "drift_mean": round(float(drift.mean()), 5),
@@ -178,8 +180,13 @@ def prune_vocabulary(model: Any, tokenizer_json: dict, config: TrainConfig, corp
         )
         return None
     started = time.perf_counter()
+    words = wordlist_texts(config.vocab_wordlist_languages, config.vocab_wordlist_words) if config.vocab_wordlist_words else []
     plan = plan_vocabulary(
-        tokenizer_json, corpus.fit_texts, prefix=config.text_prefix, min_count=config.vocab_min_count
+        tokenizer_json,
+        corpus.fit_texts,
+        prefix=config.text_prefix,
+        min_count=config.vocab_min_count,
+        wordlist_texts=words,
     )
     pruned = prune_tokenizer(tokenizer_json, plan.kept)
     rows = prune_embeddings(model, plan.kept)
@@ -187,7 +194,13 @@ def prune_vocabulary(model: Any, tokenizer_json: dict, config: TrainConfig, corp
         **plan.describe(),
         "embedding_rows": {"before": rows[0], "after": rows[1]},
         "corpus_files": corpus.files,
+        "wordlists": {"words": config.vocab_wordlist_words, "languages": list(config.vocab_wordlist_languages)}
+        if words
+        else None,
         "holdout_coverage": coverage(tokenizer_json, pruned, plan.kept, corpus.holdout, prefix=config.text_prefix),
+        "seed_holdout_coverage": coverage(
+            tokenizer_json, pruned, plan.kept, corpus.seed_holdout, prefix=config.text_prefix
+        ),
     }
     log.info(
         "vocabulary: kept %d of %d pieces (%d used by %d comments) in %.0fs",
@@ -268,11 +281,14 @@ def build_served(
         p_served = Predictor(Bundle(out, served_meta)).probabilities(texts)
         check = int8_check(y, p_fp32, p_served, fp32.labels, thresholds, texts, config)
         log.info(
-            "int8 with %d/%d MatMuls on per-token scales: dev macro-F1 fp32 %.4f, served %.4f; drift max %.3f p99 %.3f",
+            "int8 with %d/%d MatMuls on per-token scales: dev macro-F1 fp32 %.4f, served %.4f (per tag %s) on %d rows; "
+            "drift max %.3f p99 %.3f",
             per_token,
             len(order),
             check["dev_macro_f1_fp32"],
             check["dev_macro_f1_int8"],
+            check["f1_per_tag"],
+            check["rows"],
             check["drift_max"],
             check["drift_p99"],
         )

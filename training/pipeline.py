@@ -283,8 +283,9 @@ def export_stage(work: Path, out: Path, name: str | None = None, from_onnx: Path
     return reexport_bundle(from_onnx, config, work, out, **common)
 
 
-def int8_check_rows(dev: list[Row], seed: int, limit: int = 1500) -> list[Row]:
-    """A stable sample of dev for the int8 gate: enough rows to see a drop, few enough to be quick."""
+def int8_check_rows(dev: list[Row], seed: int, limit: int | None = 4000) -> list[Row]:
+    """A stable sample of dev for the int8 gate (the default recipe's dev, ~3,500 rows, whole): on
+    1,500 rows a few comments crossing a threshold moved a tag's F1 by 0.01-0.03 either way."""
     return sorted(dev, key=lambda r: stable_hash(r.id, seed))[:limit]
 
 
