@@ -270,21 +270,23 @@ def build_served(
     else:
         order = sensitivity(model, calibration_feeds(model, out / "tokenizer.json", config, calibration_texts))
         per_token = min(config.int8_per_token_matmuls, len(order))
+    kept_fp32: list[str] = []  # the most sensitive MatMuls, kept fp32 only when per-token scales everywhere fail
     while True:
         candidate = onnx.ModelProto()
         candidate.CopyFrom(model)
         normalize_rows(candidate, only=order[:per_token])
-        quantize_matmuls(candidate, out / SERVED_FILE)
+        quantize_matmuls(candidate, out / SERVED_FILE, exclude=kept_fp32)
         quantized = onnx.load(str(out / SERVED_FILE))
         embedding_error = embed_4bit(quantized)
         onnx.save(quantized, str(out / SERVED_FILE))
         p_served = Predictor(Bundle(out, served_meta)).probabilities(texts)
         check = int8_check(y, p_fp32, p_served, fp32.labels, thresholds, texts, config)
         log.info(
-            "int8 with %d/%d MatMuls on per-token scales: dev macro-F1 fp32 %.4f, served %.4f (per tag %s) on %d rows; "
-            "drift max %.3f p99 %.3f",
+            "int8 with %d/%d MatMuls on per-token scales, %d kept fp32: dev macro-F1 fp32 %.4f, served %.4f "
+            "(per tag %s) on %d rows; drift max %.3f p99 %.3f",
             per_token,
             len(order),
+            len(kept_fp32),
             check["dev_macro_f1_fp32"],
             check["dev_macro_f1_int8"],
             check["f1_per_tag"],
@@ -292,12 +294,21 @@ def build_served(
             check["drift_max"],
             check["drift_p99"],
         )
-        if check["passed"] or per_token >= len(order):
+        if check["passed"]:
             break
-        per_token = min(len(order), max(8, 3 * per_token))
+        if per_token < len(order):
+            per_token = min(len(order), max(8, 3 * per_token))
+            continue
+        if len(kept_fp32) >= config.int8_max_fp32_matmuls:
+            break
+        if not kept_fp32:
+            feeds = calibration_feeds(model, out / "tokenizer.json", config, calibration_texts)
+            ranking = sensitivity(model, feeds, per_token=True)
+        kept_fp32 = ranking[: min(config.int8_max_fp32_matmuls, max(2, 2 * len(kept_fp32)))]
     if not check["passed"]:
         raise ExportError(
-            f"int8 fails the gate even with per-token scales on every MatMul: dev macro-F1 "
+            f"int8 fails the gate even with per-token scales on every MatMul and the "
+            f"{len(kept_fp32)} most sensitive kept fp32: dev macro-F1 "
             f"{check['dev_macro_f1_int8']:.4f} vs fp32 {check['dev_macro_f1_fp32']:.4f} (max drop "
             f"{config.int8_max_f1_drop}), per-comment drift p99 {check['drift_p99']} "
             f"(max {config.int8_max_drift_p99}); worst comment: {check['drift_worst_text']!r}. Compare with "
@@ -311,8 +322,9 @@ def build_served(
             for k, v in int8_check(y, p_full, p_served, fp32.labels, thresholds, texts, config).items()
             if k.startswith(("dev_", "drift_")) and k != "drift_worst_text"
         },
-        "matmuls_int8": len(order),
-        "per_token_matmuls": order[:per_token],
+        "matmuls_int8": len(order) - len(kept_fp32),
+        "per_token_matmuls": [name for name in order[:per_token] if name not in kept_fp32],
+        "fp32_matmuls": kept_fp32,
         "embedding": "q4_0 blocks of 32" if embedding_error is not None else "fp32",
         "embedding_max_abs_error": embedding_error,
         "seconds": round(time.perf_counter() - started, 1),

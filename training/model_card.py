@@ -211,8 +211,9 @@ def _size_section(metrics: dict) -> list[str]:
     int8 = metrics.get("int8")
     if int8:
         lines.append(
-            f"- int8: all {int8.get('matmuls_int8')} weight MatMuls int8 ({len(int8.get('per_token_matmuls', []))} "
-            f"with per-token activation scales), word embeddings {int8.get('embedding')} (max change "
+            f"- int8: {int8.get('matmuls_int8')} weight MatMuls int8 ({len(int8.get('per_token_matmuls', []))} "
+            f"with per-token activation scales; {len(int8.get('fp32_matmuls', []))} most sensitive kept fp32"
+            f"{': ' + ', '.join(int8['fp32_matmuls']) if int8.get('fp32_matmuls') else ''}), word embeddings {int8.get('embedding')} (max change "
             f"{int8.get('embedding_max_abs_error')}); dev macro-F1 fp32 {int8['dev_macro_f1_fp32']:.4f} -> served "
             f"{int8['dev_macro_f1_int8']:.4f} (gate: drop <= {int8['max_drop']}); per-comment probability drift vs "
             f"{int8.get('reference', 'fp32')} on {int8.get('rows')} dev comments: max {int8.get('drift_max')}, p99 "

@@ -173,8 +173,9 @@ def normalize_rows(model: Any, only: Sequence[str] | None = None) -> int:
     return len(targets)
 
 
-def sensitivity(model: Any, feeds: Iterable[dict[str, np.ndarray]]) -> list[str]:
-    """Weight MatMuls, most sensitive to one activation scale per tensor first.
+def sensitivity(model: Any, feeds: Iterable[dict[str, np.ndarray]], *, per_token: bool = False) -> list[str]:
+    """Weight MatMuls, most sensitive to one activation scale per tensor (per token with
+    `per_token`) first.
 
     Measured, not guessed: each MatMul's input is captured on real comments (one comment per feed,
     as a lone comment is served), quantized the way onnxruntime's dynamic int8 does it (uint8, one
@@ -206,6 +207,14 @@ def sensitivity(model: Any, feeds: Iterable[dict[str, np.ndarray]]) -> list[str]
         zero = np.round(-low / scale)
         return (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
 
+    def per_row(x: np.ndarray) -> np.ndarray:
+        low = np.minimum(x.min(axis=1, keepdims=True), 0.0)
+        high = np.maximum(x.max(axis=1, keepdims=True), 0.0)
+        scale = np.where(high > low, (high - low) / 255, 1.0)
+        zero = np.round(-low / scale)
+        return (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
+
+    quantize = per_row if per_token else per_tensor
     errors = {}
     for name, (activation, weight) in matmuls.items():
         w = numpy_helper.to_array(initializers[weight]).astype(np.float32)
@@ -214,7 +223,7 @@ def sensitivity(model: Any, feeds: Iterable[dict[str, np.ndarray]]) -> list[str]
         num = den = 0.0
         for x in captured[activation]:
             y = x @ w
-            num += float(((per_tensor(x) @ w_q - y) ** 2).sum())
+            num += float(((quantize(x) @ w_q - y) ** 2).sum())
             den += float((y**2).sum())
         errors[name] = num / max(den, 1e-30)
     return sorted(errors, key=lambda n: -errors[n])

@@ -135,7 +135,8 @@ def test_gate_fails_on_drift_even_when_macro_f1_holds():
 
 def test_export_adds_per_token_matmuls_until_the_gate_passes_or_fails_loudly(tiny_bundle, tmp_path, caplog):
     """Starting from one scale per tensor everywhere, a gate nothing can pass walks 0 -> 8 -> 24 ...
-    -> all MatMuls on per-token scales, then stops the export with the figures."""
+    -> all MatMuls on per-token scales, then keeps the 2, 4, 8 most sensitive fp32, then stops the
+    export with the figures."""
     import logging
 
     import pytest
@@ -150,7 +151,8 @@ def test_export_adds_per_token_matmuls_until_the_gate_passes_or_fails_loudly(tin
     config = TrainConfig(
         base_model="unused", max_length=32, int8_per_token_matmuls=0, int8_max_drift_p99=1e-9, text_prefix="query: "
     )
-    with caplog.at_level(logging.INFO, logger="training.export"), pytest.raises(ExportError, match="drift p99"):
+    failed = pytest.raises(ExportError, match="the 8 most sensitive kept fp32.*drift p99")
+    with caplog.at_level(logging.INFO, logger="training.export"), failed:
         build_served(
             work / "model.fp32.onnx",
             work / "tokenizer.json",
@@ -162,5 +164,9 @@ def test_export_adds_per_token_matmuls_until_the_gate_passes_or_fails_loudly(tin
             corpus=None,
         )
     total = len(weight_matmuls(onnx.load(str(work / "model.fp32.onnx"))))
-    rounds = [int(m.split("int8 with ")[1].split("/")[0]) for m in caplog.messages if m.startswith("int8 with ")]
-    assert rounds[0] == 0 and rounds[-1] == total and rounds == sorted(set(rounds)) and len(rounds) >= 3
+    logged = [m for m in caplog.messages if m.startswith("int8 with ")]
+    rounds = [int(m.split("int8 with ")[1].split("/")[0]) for m in logged]
+    kept = [int(m.split("scales, ")[1].split(" kept")[0]) for m in logged]
+    per_token = rounds[: rounds.index(total) + 1]
+    assert per_token[0] == 0 and per_token == sorted(set(per_token)) and len(per_token) >= 3
+    assert rounds[len(per_token) :] == [total] * 3 and kept == [0] * len(per_token) + [2, 4, 8]
