@@ -101,7 +101,21 @@ class TrainConfig:
     # corpora barely have keep their common words whole. 0: corpora only.
     vocab_wordlist_words: int = 8000
     vocab_wordlist_languages: tuple[str, ...] = (
-        "ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ko", "pt", "ru", "tr", "vi", "zh",
+        "ar",
+        "de",
+        "en",
+        "es",
+        "fr",
+        "hi",
+        "id",
+        "it",
+        "ja",
+        "ko",
+        "pt",
+        "ru",
+        "tr",
+        "vi",
+        "zh",
     )
     # Below this many corpus comments the full vocabulary is kept: a small corpus would drop languages.
     vocab_min_corpus: int = 20000

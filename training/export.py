@@ -180,7 +180,11 @@ def prune_vocabulary(model: Any, tokenizer_json: dict, config: TrainConfig, corp
         )
         return None
     started = time.perf_counter()
-    words = wordlist_texts(config.vocab_wordlist_languages, config.vocab_wordlist_words) if config.vocab_wordlist_words else []
+    words = (
+        wordlist_texts(config.vocab_wordlist_languages, config.vocab_wordlist_words)
+        if config.vocab_wordlist_words
+        else []
+    )
     plan = plan_vocabulary(
         tokenizer_json,
         corpus.fit_texts,

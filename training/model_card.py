@@ -189,16 +189,19 @@ def _size_section(metrics: dict) -> list[str]:
         lines.append("")
         seeds = vocab.get("seed_holdout_coverage")
         if seeds:
+            languages = ", ".join((vocab.get("wordlists") or {}).get("languages", [])) or "no language"
             lines += [
                 f"  {vocab.get('wordlist_pieces', 0):,} pieces are kept for the frequent words of "
-                f"{', '.join((vocab.get('wordlists') or {}).get('languages', [])) or 'no language'} (wordfreq's lists); "
+                f"{languages} (wordfreq's lists); "
                 "the same coverage on the held-out seed comments (dev and test; languages the corpora lack):",
                 "",
                 "| lang | comments | tokens unchanged | comments unchanged |",
                 "|---|---:|---:|---:|",
             ]
             for lang, c in seeds.items():
-                lines.append(f"| {lang} | {c['comments']} | {c['token_coverage']:.4f} | {c['comments_unchanged']:.3f} |")
+                lines.append(
+                    f"| {lang} | {c['comments']} | {c['token_coverage']:.4f} | {c['comments_unchanged']:.3f} |"
+                )
             lines.append("")
     elif vocab:
         lines.append(f"- vocabulary: full ({vocab.get('kept')} pieces; pruning off or corpus too small)")
@@ -213,7 +216,8 @@ def _size_section(metrics: dict) -> list[str]:
         lines.append(
             f"- int8: {int8.get('matmuls_int8')} weight MatMuls int8 ({len(int8.get('per_token_matmuls', []))} "
             f"with per-token activation scales; {len(int8.get('fp32_matmuls', []))} most sensitive kept fp32"
-            f"{': ' + ', '.join(int8['fp32_matmuls']) if int8.get('fp32_matmuls') else ''}), word embeddings {int8.get('embedding')} (max change "
+            f"{': ' + ', '.join(int8['fp32_matmuls']) if int8.get('fp32_matmuls') else ''}), "
+            f"word embeddings {int8.get('embedding')} (max change "
             f"{int8.get('embedding_max_abs_error')}); dev macro-F1 fp32 {int8['dev_macro_f1_fp32']:.4f} -> served "
             f"{int8['dev_macro_f1_int8']:.4f} (gate: drop <= {int8['max_drop']}); per-comment probability drift vs "
             f"{int8.get('reference', 'fp32')} on {int8.get('rows')} dev comments: max {int8.get('drift_max')}, p99 "

@@ -105,7 +105,9 @@ def embed_4bit(model: Any) -> float | None:
         [numpy_helper.from_array(packed, f"{name}_q4"), numpy_helper.from_array(scales, f"{name}_q4_scale")]
     )
     rows = f"{name}_q4_rows"
-    cast = onnx.helper.make_node("Cast", [rows], list(gather.output), name=gather.name + "_q4_cast", to=onnx.TensorProto.FLOAT)
+    cast = onnx.helper.make_node(
+        "Cast", [rows], list(gather.output), name=gather.name + "_q4_cast", to=onnx.TensorProto.FLOAT
+    )
     replacement = onnx.helper.make_node(
         "GatherBlockQuantized",
         [f"{name}_q4", gather.input[1], f"{name}_q4_scale"],

@@ -15,8 +15,9 @@ becoming <unk>; only characters the full vocabulary had no piece for, or whose p
 back to <unk>. Languages the corpora barely have (ja, ru, tr, vi, id here) are covered by the most
 frequent words of each language from `wordfreq`'s lists (built from Wikipedia, subtitles, news,
 books, Twitter and Reddit): their pieces are kept even though no corpus comment used them, so the
-common words of those languages keep their own pieces. A comment whose pieces are all kept is tokenized exactly as before (removing pieces
-never makes the old best segmentation worse), so its scores only move by what int8 moves them.
+common words of those languages keep their own pieces. A comment whose pieces are all kept is
+tokenized exactly as before (removing pieces never makes the old best segmentation worse), so its
+scores only move by what int8 moves them.
 Special tokens keep their ids (0-3 in XLM-R order), so padding and the template are unchanged.
 """
 

@@ -82,7 +82,11 @@ def test_held_out_rows_are_never_fit_and_seed_ones_measure_coverage(tmp_path):
     def row(text, split, source):
         return SimpleNamespace(text=text, lang="ja", split=split, source=source)
 
-    prepared = [row("ようこそ", "train", "seeds"), row("はじめまして", "test", "seeds"), row("どこから？", "dev", "annotated")]
+    prepared = [
+        row("ようこそ", "train", "seeds"),
+        row("はじめまして", "test", "seeds"),
+        row("どこから？", "dev", "annotated"),
+    ]
     corpus = vocab_corpus(None, [], prepared)
     assert corpus.fit_texts == ["ようこそ"]
     assert [c.text for c in corpus.seed_holdout] == ["はじめまして"]
