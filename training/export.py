@@ -278,7 +278,7 @@ def build_served(
     while True:
         candidate = onnx.ModelProto()
         candidate.CopyFrom(model)
-        normalize_rows(candidate, only=order[:per_token])
+        normalize_rows(candidate, only=[name for name in order[:per_token] if name not in kept_fp32])
         quantize_matmuls(candidate, out / SERVED_FILE, exclude=kept_fp32)
         quantized = onnx.load(str(out / SERVED_FILE))
         embedding_error = embed_4bit(quantized)

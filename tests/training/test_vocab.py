@@ -74,7 +74,7 @@ def test_wordlist_language_without_a_list_is_named():
         wordlist_texts(["en", "xx"], 10)
 
 
-def test_held_out_rows_are_never_fit_and_seed_ones_measure_coverage(tmp_path):
+def test_held_out_rows_are_never_fit_and_seed_ones_measure_coverage():
     from types import SimpleNamespace
 
     from training.vocab import vocab_corpus
