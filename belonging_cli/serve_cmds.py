@@ -5,7 +5,7 @@ Usage:
         [--workers N]
 
 `--workers N` starts N server processes sharing one port (uvicorn's workers), each with its own
-copy of the model and cpu_count / N onnxruntime threads unless BELONG_THREADS says otherwise. The
+copy of the model and cpu_count / N cores for it (BELONG_THREADS) unless told otherwise. The
 database is migrated once, before they start; SQLite stays safe across processes (WAL, busy
 timeout). Each process keeps its own /metrics and its own rate-limit counters.
 """

@@ -103,8 +103,13 @@ class Runtime:
                 from serving.engine.predictor import Predictor
 
                 assert self.bundle is not None
-                log.info("loading %r with %d thread(s)", self.bundle, self.settings.threads)
-                self.predictor = Predictor(self.bundle, threads=self.settings.threads)
+                log.info(
+                    "loading %r: %d model call(s) at once on %d onnxruntime thread(s) each",
+                    self.bundle,
+                    self.settings.model_threads,
+                    self.settings.intra_op_threads,
+                )
+                self.predictor = Predictor(self.bundle, threads=self.settings.intra_op_threads)
             # The Python API's tagger: its predictor and detector are what the batcher runs.
             self.tagger = Tagger(
                 self.predictor,
@@ -124,6 +129,7 @@ class Runtime:
                 max_queue=self.settings.max_queue,
                 pool_batches=self.settings.pool_batches,
                 batch_overhead=self.settings.batch_overhead,
+                model_threads=self.settings.model_threads,
                 on_batch=self._on_batch,
                 on_queue_depth=self._on_queue_depth,
                 detect=self.tagger.detect,

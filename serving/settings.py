@@ -36,7 +36,11 @@ class Settings(BaseSettings):
 
     # --- model ---
     bundle: Path = Path("models/default")
-    threads: Annotated[int, Field(ge=1, le=256)] = os.cpu_count() or 1  # onnxruntime intra-op threads
+    # Cores for the model: `threads // intra_op_threads` batches run at once, each model call on
+    # `intra_op_threads` onnxruntime threads (one call per core was fastest on 2 cores: see
+    # serving.engine.batching). Raise intra_op_threads for the latency of single large batches.
+    threads: Annotated[int, Field(ge=1, le=256)] = os.cpu_count() or 1
+    intra_op_threads: Annotated[int, Field(ge=1, le=256)] = 1
 
     # --- language detection (when a comment carries no `lang`) ---
     languages: str = DEFAULT_LANGUAGES  # comma-separated ISO 639-1 codes to choose among
@@ -69,6 +73,11 @@ class Settings(BaseSettings):
     # The fixed cost of one model call, in tokens of one row: sorted batches are cut where padding
     # would cost more than that (see serving.engine.batching.plan_batches). 0: never pad; large: always full batches.
     batch_overhead: Annotated[float, Field(ge=0, le=100_000)] = 32.0
+
+    @property
+    def model_threads(self) -> int:
+        """How many model calls run at once (batcher threads sharing one onnxruntime session)."""
+        return max(1, self.threads // self.intra_op_threads)
 
     # --- rate limits per API key (a key's own, set through /v1/keys, override these) ---
     rate_limit_enabled: bool = True

@@ -1,4 +1,4 @@
-"""Micro-batching: merge concurrent requests into length-sorted model batches on a model thread.
+"""Micro-batching: merge concurrent requests into length-sorted model batches on model threads.
 
 Usage:
     batcher = MicroBatcher(predictor, max_batch_size=32, max_wait_ms=2)
@@ -6,15 +6,22 @@ Usage:
     results = await batcher.score([Item("Welcome!", lang=None)])   # from any event-loop task
     batcher.stop()
 
-Two threads, so that the model thread only runs the model. The preparation thread takes each
-request as it arrives, tokenizes its comments and detects the languages not given, and queues it
-ready. The model thread takes the first ready request, waits at most `max_wait_ms` for more until
-it holds `max_batch_size` comments, then also takes whatever else is already ready, up to
-`pool_batches * max_batch_size` comments. It sorts the pool by token length and cuts it where
-padding would cost more than starting another batch (`plan_batches`). Batches run shortest first
-and a request is answered as soon as the batches holding its comments are done. While the model
-thread runs a batch (onnxruntime releases the GIL), the next requests are being tokenized. The
-event loop only enqueues and awaits a future.
+A preparation thread and `model_threads` model threads, so that model threads only run the model.
+The preparation thread takes each request as it arrives, tokenizes its comments and detects the
+languages not given, and queues it ready. A free model thread takes the first ready request,
+waits at most `max_wait_ms` for more until it holds `max_batch_size` comments, then also takes
+whatever else is already ready, up to `pool_batches * max_batch_size` comments (with several
+model threads: up to its fair share of the comments waiting, so that light traffic runs as short
+calls on every thread). It sorts the pool by token length and cuts it where padding would cost
+more than starting another batch (`plan_batches`). Batches run shortest first and a request is
+answered as soon as the batches holding its comments are done. While model threads run batches
+(onnxruntime releases the GIL), the next requests are being tokenized. The event loop only
+enqueues and awaits a future.
+
+Several model threads share one onnxruntime session (its `run` is thread-safe), each call on
+`BELONG_INTRA_OP_THREADS` onnxruntime threads: on a small CPU, one single-threaded call per core beats one call
+spread over all cores, most of all for the short batches of light traffic, where a call's many
+small operators leave the cores waiting for each other (measured in `bench/serve_bench.py`).
 """
 
 from __future__ import annotations
@@ -130,6 +137,7 @@ class MicroBatcher(QueueWorker[_Job]):
         max_queue: int = 8192,
         pool_batches: int = 4,
         batch_overhead: float = 32.0,
+        model_threads: int = 1,
         on_batch: Callable[[int], None] | None = None,
         on_queue_depth: Callable[[int], None] | None = None,
         detect: Callable[[str], str] = lambda text: "und",
@@ -140,6 +148,9 @@ class MicroBatcher(QueueWorker[_Job]):
         self.max_queue = max_queue
         self.pool_size = max(1, pool_batches) * max_batch_size
         self.batch_overhead = batch_overhead
+        if model_threads < 1:
+            raise ValueError(f"model_threads must be at least 1, got {model_threads}")
+        self.model_threads = model_threads
         self._on_batch = on_batch or (lambda n: None)
         self._on_queue_depth = on_queue_depth or (lambda n: None)
         self._detect = detect
@@ -148,24 +159,31 @@ class MicroBatcher(QueueWorker[_Job]):
         super().__init__()  # self._queue: prepared jobs, for the model thread
         self._incoming: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._prep_thread: threading.Thread | None = None
+        self._model_threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._prep_thread is not None:
             return
-        super().start()
+        self._running = True
+        self._model_threads = [
+            threading.Thread(target=self._work, name=f"{self.thread_name}-{n}", daemon=True)
+            for n in range(self.model_threads)
+        ]
+        for thread in self._model_threads:
+            thread.start()
         self._prep_thread = threading.Thread(target=self._prepare_loop, name="belong-prepare", daemon=True)
         self._prep_thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batches in hand, fail the rest, and join both threads."""
-        if self._thread is None:
+        """Finish the batches in hand, fail the rest, and join all threads."""
+        if self._prep_thread is None:
             return
         self._running = False
-        self._incoming.put(None)  # passes through the preparation thread to the model thread
-        assert self._prep_thread is not None
+        self._incoming.put(None)  # passes through the preparation thread to the model threads
         self._prep_thread.join(timeout)
-        self._thread.join(timeout)
-        self._thread = self._prep_thread = None
+        for thread in self._model_threads:
+            thread.join(timeout)
+        self._prep_thread, self._model_threads = None, []
         for source in (self._incoming, self._queue):
             while True:
                 try:
@@ -225,9 +243,17 @@ class MicroBatcher(QueueWorker[_Job]):
         if first is None:
             return None
         jobs = [first]
+        with self._lock:
+            waiting = self._pending  # comments waiting, this request's included
         total = self._take(first)
+        # With several model threads, take a fair share of what waits, so that light traffic runs
+        # as short calls on every thread instead of queueing behind one long pool (measured: also
+        # no slower at concurrency 64 than taking whole pools).
+        limit = self.pool_size
+        if self.model_threads > 1:
+            limit = min(limit, max(1, -(-waiting // self.model_threads)))
         deadline = time.monotonic() + self.max_wait
-        while total < self.max_batch_size:
+        while total < min(self.max_batch_size, limit):
             timeout = deadline - time.monotonic()
             try:
                 job = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
@@ -238,7 +264,7 @@ class MicroBatcher(QueueWorker[_Job]):
                 return jobs
             jobs.append(job)
             total += self._take(job)
-        while total < self.pool_size:
+        while total < limit:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
@@ -254,6 +280,7 @@ class MicroBatcher(QueueWorker[_Job]):
         while True:
             jobs = self._gather()
             if jobs is None:
+                self._queue.put(None)  # the stop signal, passed on to the other model threads
                 return
             try:
                 self._run(jobs)

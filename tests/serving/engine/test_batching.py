@@ -126,7 +126,7 @@ def test_plan_batches_sorts_and_weighs_padding_against_calls():
 
 
 def test_tokenizing_and_language_detection_run_beside_the_model():
-    """The model thread only runs the model: while it is busy, new requests are tokenized and their
+    """Model threads only run the model: while one is busy, new requests are tokenized and their
     language detected on the preparation thread."""
     threads: dict[str, set[str]] = {"encode": set(), "detect": set(), "model": set()}
     encoded_while_busy = threading.Event()
@@ -164,7 +164,7 @@ def test_tokenizing_and_language_detection_run_beside_the_model():
         batcher.stop()
     assert encoded_while_busy.is_set()
     assert [r.lang for (r,) in results] == ["en", "en"]
-    assert threads == {"encode": {"belong-prepare"}, "detect": {"belong-prepare"}, "model": {"belong-batcher"}}
+    assert threads == {"encode": {"belong-prepare"}, "detect": {"belong-prepare"}, "model": {"belong-batcher-0"}}
 
 
 def test_a_request_that_fails_to_tokenize_fails_alone():
@@ -186,3 +186,68 @@ def test_a_request_that_fails_to_tokenize_fails_alone():
     finally:
         batcher.stop()
     assert [s.tags for s in scored] == [["hostile"]] * 4
+
+
+class ConcurrencyProbe(FakePredictor):
+    """Counts the model calls running at the same moment."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay=delay)
+        self.running = self.most_at_once = 0
+        self.lock = threading.Lock()
+
+    def predict_encoded(self, encoded, batch_size=32):
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            return super().predict_encoded(encoded, batch_size)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_model_threads_run_calls_side_by_side_and_share_light_traffic():
+    predictor = ConcurrencyProbe(delay=0.1)
+    batcher = started(predictor, max_batch_size=32, max_wait_ms=0, batch_overhead=10_000, model_threads=2)
+    threads = {t.name for t in threading.enumerate()}
+    assert {"belong-batcher-0", "belong-batcher-1"} <= threads
+
+    async def main():
+        predictor.gate.clear()  # let all four requests queue before any call starts
+        pending = [asyncio.ensure_future(batcher.score([Item(f"welcome {i}")])) for i in range(4)]
+        await asyncio.sleep(0.05)
+        predictor.gate.set()
+        return await asyncio.gather(*pending)
+
+    try:
+        results = run(main())
+    finally:
+        batcher.stop()
+    assert [r[0].tags for r in results] == [["welcoming"]] * 4
+    assert predictor.most_at_once == 2  # two calls at once: one per model thread
+    # No thread took the whole queue: each call held at most half of the four waiting comments.
+    assert max(len(b) for b in predictor.batches) <= 2
+    assert not any(t.name.startswith("belong-batcher") for t in threading.enumerate())
+    with pytest.raises(BatcherStopped):
+        run(batcher.score([Item("late")]))
+
+
+def test_one_model_thread_takes_its_pool_as_before():
+    predictor = ConcurrencyProbe(delay=0.02)
+    batcher = started(predictor, max_batch_size=8, max_wait_ms=20, batch_overhead=10_000)
+
+    async def main():
+        return await asyncio.gather(*(batcher.score([Item(f"c {i}")]) for i in range(6)))
+
+    try:
+        run(main())
+    finally:
+        batcher.stop()
+    assert predictor.most_at_once == 1
+    assert predictor.batches[0] == [3] * 6  # one call for all six: waits max_wait_ms to fill a batch
+
+
+def test_model_threads_must_be_positive():
+    with pytest.raises(ValueError, match="model_threads must be at least 1"):
+        MicroBatcher(FakePredictor(), model_threads=0)

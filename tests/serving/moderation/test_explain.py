@@ -105,7 +105,7 @@ def test_thread_page_marks_words_only_for_the_model_that_scored(moderator, sessi
     finally:
         del predictor.predict_encoded
     assert '<mark class="driver" title="drove the hostile score">go</mark>' in page.text
-    assert model_threads == {"belong-batcher"}  # through the batcher, not from the page's thread
+    assert {name.rsplit("-", 1)[0] for name in model_threads} == {"belong-batcher"}  # through the batcher, not the page
     moderator.app.state.runtime.predictor.version = "0.2"  # a newer model now serves: no guesses
     try:
         page = moderator.get(f"/moderation/threads/{pk}")
