@@ -65,6 +65,9 @@ class TrainConfig:
     class_weights: bool = True
     max_pos_weight: float = 5.0
     early_stopping_patience: int = 2
+    # > 0: evaluate and keep an exponential moving average of the weights (training/ema.py), with this
+    # decay per step (0.998: about the last 500 steps); 0 keeps the last step's weights.
+    ema_decay: float = 0.0
     max_steps: int = 0  # > 0 stops after that many optimiser steps (smoke tests, benchmarks)
     seed: int = 13
     device: str = "auto"  # "auto" | "cpu" | "cuda"

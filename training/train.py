@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from serving.engine.predictor import load_tokenizer, pad_id_of
 from training.config import TrainConfig
 from training.data import Row
+from training.ema import WeightAverage
 from training.metrics import best_f1_threshold, multilabel_metrics
 from training.model import Tagger, build_tagger, load_model_state, save_base_tokenizer, save_checkpoint
 
@@ -272,6 +273,7 @@ def fit(
         return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     pos_weight = pos_weights(y_train, config.max_pos_weight).to(device) if config.class_weights else None
 
     # best_score: the selection score of the best checkpoint so far.
@@ -281,6 +283,8 @@ def fit(
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         state = checkpoint["state"]
+        if average is not None and "ema" in checkpoint:
+            average.load_state_dict(checkpoint["ema"])
         torch.set_rng_state(checkpoint["torch_rng"])
         log.info("resumed from %s at epoch %d, step %d", work / "last.pt", state["epoch"], state["step"])
 
@@ -312,6 +316,8 @@ def fit(
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update()
             state["step"] += 1
             seen += len(batch_index)
             running = 0.9 * running + 0.1 * loss.item() if running else loss.item()
@@ -319,6 +325,8 @@ def fit(
             if config.max_steps and state["step"] >= config.max_steps:
                 break
         elapsed = time.perf_counter() - started
+        if average is not None:
+            average.swap()  # evaluate, choose and keep the averaged weights
         dev_logits = predict_logits(model, dev_ids, pad_id, device)
         report = dev_score(dev_logits, y_dev, labels)
         by_source = per_source_scores(dev_logits, y_dev, dev_sources, labels)
@@ -360,6 +368,8 @@ def fit(
             save_checkpoint(work / "best.pt", model, epoch=epoch + 1, dev=report)
         else:
             state["stale"] += 1
+        if average is not None:
+            average.swap()  # the trained weights back: training (or a resume) goes on from them
         save_checkpoint(
             work / "last.pt",
             model,
@@ -367,6 +377,7 @@ def fit(
             scheduler=scheduler.state_dict(),
             state=state,
             torch_rng=torch.get_rng_state(),
+            **({"ema": average.state_dict()} if average is not None else {}),
         )
         if state["stale"] > config.early_stopping_patience:
             log.info(
