@@ -55,14 +55,21 @@ def quantize_matmuls(model: Any, target: Path, exclude: Sequence[str] = ()) -> N
     """Dynamic int8 of every weight MatMul (per-channel signed weights) but `exclude`; nothing else."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        model,
-        str(target),
-        op_types_to_quantize=["MatMul"],
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=list(exclude),
-    )
+    # The quantizer logs a line per tensor on the root logger (hundreds per build): keep warnings.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        quantize_dynamic(
+            model,
+            str(target),
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude),
+        )
+    finally:
+        root.setLevel(level)
 
 
 def q4_blocks(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

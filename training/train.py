@@ -53,6 +53,23 @@ def pick_device(config: TrainConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bfloat16 for the forward pass when `mixed_precision` asks for it or ("auto") the device has
+    native bf16 arithmetic; None: fp32."""
+    mode = config.mixed_precision
+    if mode not in ("auto", "bf16", "off"):
+        raise ValueError(f"mixed_precision must be 'auto', 'bf16' or 'off', got {mode!r}")
+    if mode == "off":
+        return None
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if mode == "bf16" or native:
+        return torch.bfloat16
+    return None
+
+
 def encode_rows(tokenizer, rows: Sequence[Row], config: TrainConfig) -> list[list[int]]:
     encodings = tokenizer.encode_batch([config.text_prefix + row.text for row in rows])
     return [list(e.ids) for e in encodings]
@@ -274,6 +291,8 @@ def fit(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    amp = autocast_dtype(config, device)  # training steps only: evaluation stays fp32, like the export
+    log.info("training precision: %s", "bfloat16 autocast" if amp else "fp32")
     pos_weight = pos_weights(y_train, config.max_pos_weight).to(device) if config.class_weights else None
 
     # best_score: the selection score of the best checkpoint so far.
@@ -309,8 +328,9 @@ def fit(
         )  # keep logs short when piped
         for batch_index in bar:
             batch = collate([train_ids[i] for i in batch_index], y_train[batch_index], pad_id)
-            logits = model(batch.input_ids.to(device), batch.attention_mask.to(device))
-            loss = masked_bce(logits, batch.labels.to(device), pos_weight)
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                logits = model(batch.input_ids.to(device), batch.attention_mask.to(device))
+            loss = masked_bce(logits.float(), batch.labels.to(device), pos_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)

@@ -1,4 +1,4 @@
-"""The weight average: what it averages, that swapping is exact, and that training keeps it."""
+"""The weight average and the mixed-precision setting: what they do, and that training keeps the average."""
 
 from __future__ import annotations
 
@@ -78,3 +78,18 @@ def test_training_with_an_average_keeps_the_averaged_weights(tiny_config, tmp_pa
     assert all(torch.equal(k, s) for k, s in zip(kept, checkpoint["ema"]["shadow"], strict=True))
     trained = [p for p in last.parameters() if p.requires_grad]
     assert any(not torch.equal(k, t) for k, t in zip(kept, trained, strict=True))  # best.pt holds the average
+
+
+def test_mixed_precision_setting(tiny_config, monkeypatch):
+    from training.train import autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(dataclasses.replace(tiny_config, mixed_precision="off"), cpu) is None
+    assert autocast_dtype(dataclasses.replace(tiny_config, mixed_precision="bf16"), cpu) is torch.bfloat16
+    auto = dataclasses.replace(tiny_config, mixed_precision="auto")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert autocast_dtype(auto, cpu) is None  # no native bf16: fp32
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert autocast_dtype(auto, cpu) is torch.bfloat16
+    with pytest.raises(ValueError, match="mixed_precision must be"):
+        autocast_dtype(dataclasses.replace(tiny_config, mixed_precision="fp16"), cpu)
