@@ -69,7 +69,7 @@ def test_training_with_an_average_keeps_the_averaged_weights(tiny_config, tmp_pa
         Row(id=f"r{i}", text=text, labels={"welcoming": int(i % 2 == 0), "curious": int(i % 3 == 0), "hostile": 0})
         for i, text in enumerate(["welcome here friend", "where are you from?", "nice", "hello all"] * 6)
     ]
-    config = dataclasses.replace(tiny_config, epochs=1, ema_decay=0.9)
+    config = dataclasses.replace(tiny_config, epochs=1, ema_decay=0.9, mixed_precision="bf16")  # a real bf16 step
     fit(rows[:16], rows[16:], config, tmp_path)
     best, last = build_tagger(config), build_tagger(config)
     load_model_state(tmp_path / "best.pt", best)
