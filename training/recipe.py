@@ -23,7 +23,8 @@ File format (TOML):
     per_epoch = 3000                    # rows sampled from its train split each epoch (0 = all;
                                         # more than it has: every row, then random repeats)
     optional = true                     # absent -> listed once and skipped (default: required)
-    split = "test"                      # force every row into one split (e.g. an upstream dev set)
+    split = "test"                      # force every row into one split (e.g. an upstream dev set,
+                                        # or a labelled round kept whole for evaluation)
     upstream = {train = "auto", dev = "test"}  # rename the corpus's own splits; "auto" = hash split
     holdout = false                     # no test rows from the hash split (the corpus has its own test)
     dev_cap = 500                       # at most this many dev rows (keeps each epoch's dev pass short)

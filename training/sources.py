@@ -208,5 +208,9 @@ def read_source(source: Source, *, strict: bool = False) -> tuple[list[Row], int
     if source.format == "annotations":
         if source.texts is None:
             raise DataError(f"source {source.name!r}: format 'annotations' needs `texts` (the corpora folder)")
-        return read_annotations(source.path, source.texts, source.name)
+        rows, unusable = read_annotations(source.path, source.texts, source.name)
+        if source.split:  # e.g. a labelled round kept whole as a held-out evaluation set
+            for row in rows:
+                row.split = source.split
+        return rows, unusable
     return read_mapped(source.path, MAPPERS[source.format], source.name, source.split, source.upstream)

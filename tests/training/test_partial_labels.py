@@ -281,3 +281,39 @@ def test_challenge_report_scores_hostile_decisions_per_case_and_language():
     assert report["table"]["negated_hate"] == {"en": 0.0, "zh": 1.0}
     assert report["table"]["threat"] == {"en": 1.0}
     assert report["cases"] == ["negated_hate", "threat"]  # not-hostile types first
+
+
+def test_annotations_join_text_by_id_and_a_recipe_split_holds_the_whole_round_out(tmp_path):
+    from training.sources import read_source
+
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    _write_jsonl(
+        corpora / "corpus.jsonl",
+        [
+            {"id": "a", "lang": "de", "text": "Flüchtlinge sind keine Ratten"},
+            {"id": "b", "lang": "en", "text": "hi all"},
+        ],
+    )
+    labels = {"corpus": "corpus.jsonl", "welcoming": 0, "curious": 0, "hostile": 0}
+    _write_jsonl(
+        tmp_path / "round.jsonl",
+        [
+            {"id": "a", **labels, "split": "train"},
+            {"id": "b", **labels, "welcoming": 1, "split": "dev"},
+            {"id": "gone", **labels, "split": "train"},  # its comment is no longer in the corpus
+        ],
+    )
+    recipe = tmp_path / "recipe.toml"
+    entry = f'path = "{tmp_path / "round.jsonl"}"\nformat = "annotations"\ntexts = "{corpora}"\n'
+    recipe.write_text(f'[[sources]]\nname = "kept"\n{entry}[[sources]]\nname = "held"\n{entry}split = "test"\n')
+    kept, held = Recipe.load(recipe).sources
+
+    rows, unusable = read_source(kept)
+    assert unusable == 1
+    assert {r.id: (r.text, r.lang, r.split, r.labels["welcoming"]) for r in rows} == {
+        "a": ("Flüchtlinge sind keine Ratten", "de", "train", 0),
+        "b": ("hi all", "en", "dev", 1),
+    }
+    rows, _ = read_source(held)
+    assert [r.split for r in rows] == ["test", "test"]
