@@ -6,6 +6,7 @@ is a 2-layer BERT with random weights, saved as a standard HF checkpoint.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -119,3 +120,11 @@ def tiny_bundle(tmp_path_factory, tiny_config) -> Path:
     out = root / "models" / "tiny"
     run_all([FIXTURES / "tiny_rows.jsonl"], out, tiny_config, work=root / "work", assignment_file=None)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze_collector():
+    """A server that loaded a real model freezes its start-up objects (serving/runtime.py); give them
+    back to the collector after each test so a test process does not keep them all."""
+    yield
+    gc.unfreeze()
