@@ -154,6 +154,10 @@ class TrainConfig:
         need(self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}")
         need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
         need(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+        need(
+            self.mixed_precision in ("auto", "bf16", "off"),
+            f"mixed_precision must be 'auto', 'bf16' or 'off', got {self.mixed_precision!r}",
+        )
         need(0.0 < self.dev_fraction < 0.5, f"dev_fraction must be in (0, 0.5), got {self.dev_fraction}")
         need(0.0 <= self.test_fraction < 0.5, f"test_fraction must be in [0, 0.5), got {self.test_fraction}")
         need(self.dev_fraction + self.test_fraction < 0.6, "dev_fraction + test_fraction must be < 0.6")
