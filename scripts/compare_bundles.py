@@ -19,14 +19,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from belonging import Tagger  # noqa: E402
+from training.config import LABELS  # noqa: E402
 from training.data import Row  # noqa: E402
+from training.metrics import multilabel_metrics  # noqa: E402
 from training.sources import read_annotations  # noqa: E402
 
-TAGS = ("welcoming", "curious", "hostile")
 MIN_POSITIVES = 5  # below this a tag's PR-AUC is one or two comments' luck
 
 
@@ -41,20 +41,15 @@ def load_rounds(folder: Path, corpora: Path, whole: set[str]) -> dict[str, list[
 
 
 def round_figures(rows: list[Row], scores: list[dict[str, float]], thresholds: dict[str, float]) -> dict[str, float]:
-    f1s, aps = [], []
-    for tag in TAGS:
-        y = [row.labels[tag] for row in rows]
-        p = [s[tag] for s in scores]
-        f1s.append(f1_score(y, [int(x >= thresholds[tag]) for x in p], zero_division=0))
-        if sum(y) >= MIN_POSITIVES:
-            aps.append(average_precision_score(y, p))
-    hostile = [row.labels["hostile"] for row in rows]
+    """The model card's metrics (training/metrics.py) on one round, reduced to three figures."""
+    y = np.array([row.label_vector(LABELS) for row in rows])
+    probs = np.array([[s[tag] for tag in LABELS] for s in scores])
+    report = multilabel_metrics(y, probs, LABELS, [thresholds[tag] for tag in LABELS])
+    pr_auc = {tag: m["pr_auc"] for tag, m in report["tags"].items() if m["support"] >= MIN_POSITIVES}
     return {
-        "macro_f1": float(np.mean(f1s)),
-        "mean_pr_auc": float(np.mean(aps)) if aps else float("nan"),
-        "hostile_pr_auc": float(average_precision_score(hostile, [s["hostile"] for s in scores]))
-        if sum(hostile) >= MIN_POSITIVES
-        else float("nan"),
+        "macro_f1": report["macro_f1"],
+        "mean_pr_auc": float(np.mean(list(pr_auc.values()))) if pr_auc else float("nan"),
+        "hostile_pr_auc": pr_auc.get("hostile", float("nan")),
     }
 
 
