@@ -21,6 +21,7 @@ LABELS = TAGS  # the product's tags, written once in serving/labels.py
 # Keys older runs saved in config.json that no longer mean anything: ignored when read back.
 RETIRED_KEYS = {"int8_keep_ffn_fp32"}
 EXPORT_KEYS = (
+    "packed",
     "quantize",
     "int8_per_token_matmuls",
     "int8_max_fp32_matmuls",
@@ -86,6 +87,10 @@ class TrainConfig:
     hostile_target_precision: float | None = None
 
     # --- export ---
+    # Serve packed batches (serving/engine/packing.py): short comments share a row instead of being
+    # padded to the longest, so a few single comments cost their own tokens. Mean pooling only; a
+    # base model the packed form cannot express is exported padded (logged).
+    packed: bool = True
     quantize: bool = True
     # Every weight MatMul int8 (training/quantize.py). Activations get one scale per token on this many
     # of the most sensitive MatMuls (negative: all) and one per tensor on the rest; more (x3 each

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from serving.engine.bundle import FORMAT_VERSION, Bundle, BundleMeta, write_bundle_meta
+from serving.engine.packing import PACKED_INPUTS, packed_feeds
 from serving.engine.predictor import Predictor, load_tokenizer, pad_id_of
 from training.config import TrainConfig
 from training.data import Row
@@ -53,6 +54,50 @@ PARITY_TEXTS = [
 
 class ExportError(RuntimeError):
     """An exported model disagrees with the trained one beyond tolerance."""
+
+
+class PackedTagger(torch.nn.Module):
+    """The tagger on packed batches (serving/engine/packing.py): several comments per row, attention
+    kept inside each comment by a block-diagonal mask, positions restarting per comment, and mean
+    pooling as a product with each comment's pooling weights. Same logits as the padded model."""
+
+    def __init__(self, tagger: Tagger):
+        super().__init__()
+        self.tagger = tagger
+
+    def forward(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor, pool: torch.Tensor
+    ) -> torch.Tensor:
+        allowed = (segments.unsqueeze(2) == segments.unsqueeze(1)).unsqueeze(1)  # [packs, 1, width, width]
+        states = self.tagger.encoder(
+            input_ids=input_ids,
+            attention_mask=allowed,
+            position_ids=positions,
+            token_type_ids=torch.zeros_like(input_ids),
+        ).last_hidden_state
+        return self.tagger.head(pool @ states.reshape(-1, states.shape[-1]))
+
+
+def export_packed_onnx(model: Tagger, path: Path, rows: Sequence[Sequence[int]], pad_id: int) -> None:
+    """Export `PackedTagger`; `rows` (at least 3 token-id lists) make the example: two packs."""
+    model.eval()
+    feeds = packed_feeds(rows, [[0, 1], list(range(2, len(rows)))], pad_id)
+    torch.onnx.export(
+        PackedTagger(model).eval(),  # export restores the wrapper's mode on every submodule
+        tuple(torch.from_numpy(feeds[name]) for name in PACKED_INPUTS),
+        str(path),
+        input_names=list(PACKED_INPUTS),
+        output_names=["logits"],
+        dynamic_axes={
+            "input_ids": {0: "packs", 1: "width"},
+            "positions": {0: "packs", 1: "width"},
+            "segments": {0: "packs", 1: "width"},
+            "pool": {0: "batch", 1: "tokens"},
+            "logits": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,  # the dynamo exporter fails on this torch/transformers pair
+    )
 
 
 def export_onnx(model: Tagger, path: Path, example: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -85,6 +130,11 @@ def parity_check(model: Tagger, predictor: Predictor, tolerance: float) -> dict:
         got = predictor.probabilities_encoded(encoded)
         shape = f"{tuple(batch.input_ids.shape)}"
         results[shape] = float(np.abs(expected - got).max())
+        if predictor.packed:  # every comment in one row: attention must stay inside each
+            feeds = packed_feeds([e.ids for e in encoded], [list(range(len(encoded)))], predictor.pad_id)
+            (packed,) = predictor.session.run(["logits"], feeds)
+            got = 1.0 / (1.0 + np.exp(-packed / predictor.temperatures))
+            results[f"{shape} in one pack"] = float(np.abs(expected - got).max())
     worst = max(results.values())
     if worst > tolerance:
         raise ExportError(f"ONNX fp32 probabilities differ from torch by {worst:.2e} > {tolerance:.0e}: {results}")
@@ -157,6 +207,9 @@ def calibration_feeds(model: Any, tokenizer_path: Path, config: TrainConfig, tex
     names = {i.name for i in model.graph.input}
     feeds = []
     for e in tokenizer.encode_batch([config.text_prefix + t for t in texts]):
+        if set(PACKED_INPUTS) <= names:
+            feeds.append(packed_feeds([e.ids], [[0]], pad_id_of(tokenizer)))
+            continue
         ids = np.array([e.ids], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         if "token_type_ids" in names:
@@ -353,17 +406,28 @@ def export_bundle(
     tokenizer and bundle.json into `out`; run every check. No model card yet."""
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(work / "tokenizer.json", config.max_length)
-    example_ids = [e.ids for e in tokenizer.encode_batch([config.text_prefix + t for t in PARITY_TEXTS[:2]])]
-    example = collate(example_ids, np.zeros((len(example_ids), len(config.labels))), pad_id_of(tokenizer))
-
-    started = time.perf_counter()
-    export_onnx(model, work / FP32_FILE, (example.input_ids, example.attention_mask))
-    log.info("exported %s in %.0fs", work / FP32_FILE, time.perf_counter() - started)
-    meta = build_meta(name, config, calibration, data_digest, {}, FP32_FILE)
-    fp32 = Predictor(Bundle(work, BundleMeta.model_validate(meta)), model_path=work / FP32_FILE)
+    example_ids = [e.ids for e in tokenizer.encode_batch([config.text_prefix + t for t in PARITY_TEXTS])]
+    meta = BundleMeta.model_validate(build_meta(name, config, calibration, data_digest, {}, FP32_FILE))
+    parity: dict | None = None
+    if config.packed and config.pooling == "mean":
+        started = time.perf_counter()
+        try:
+            export_packed_onnx(model, work / FP32_FILE, example_ids, pad_id_of(tokenizer))
+            fp32 = Predictor(Bundle(work, meta), model_path=work / FP32_FILE)
+            parity = {**parity_check(model, fp32, config.parity_tolerance), "layout": "packed"}
+            log.info("exported %s (packed) in %.0fs", work / FP32_FILE, time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - any base model the packed form cannot express
+            log.warning("packed export failed for %s (%s); exporting the padded layout", config.base_model, exc)
+    if parity is None:
+        started = time.perf_counter()
+        example = collate(example_ids[:2], np.zeros((2, len(config.labels))), pad_id_of(tokenizer))
+        export_onnx(model, work / FP32_FILE, (example.input_ids, example.attention_mask))
+        log.info("exported %s in %.0fs", work / FP32_FILE, time.perf_counter() - started)
+        fp32 = Predictor(Bundle(work, meta), model_path=work / FP32_FILE)
+        parity = {**parity_check(model, fp32, config.parity_tolerance), "layout": "padded"}
     return _served_bundle(
         work / FP32_FILE,
-        parity_check(model, fp32, config.parity_tolerance),
+        parity,
         config,
         work,
         out,

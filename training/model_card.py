@@ -255,8 +255,14 @@ def write_model_card(
         "",
     ]
     lines += _size_section(meta.metrics)
-    if "parity" in meta.metrics:
-        lines.append(f"- fp32 ONNX vs torch parity: {meta.metrics['parity']}")
+    parity = meta.metrics.get("parity")
+    if isinstance(parity, dict) and parity.get("layout") == "packed":
+        lines.append(
+            "- batches: packed (short comments share a model row, attention kept inside each comment; "
+            "no padding to the longest: `serving/engine/packing.py`)"
+        )
+    if parity is not None:
+        lines.append(f"- fp32 ONNX vs torch parity: {parity}")
     lines.append("")
     lines += _data_section(prepared)
     if challenge:

@@ -2,8 +2,12 @@
 
 A bundle is a folder `models/<name>/` holding:
 
-- `model.onnx`      the served model (int8 by default): inputs `input_ids`, `attention_mask`
-                    (int64, [batch, seq]); output `logits` (float32, [batch, len(labels)]).
+- `model.onnx`      the served model (int8 by default); output `logits` (float32, [batch,
+                    len(labels)]). Inputs, one of two layouts (the predictor reads which):
+                    packed (training's default; serving/engine/packing.py): `input_ids`,
+                    `positions`, `segments` (int64, [packs, width]) and `pool` (float32,
+                    [batch, packs * width]); or padded: `input_ids`, `attention_mask` (int64,
+                    [batch, seq]).
 - `tokenizer.json`  a `tokenizers` file; the bundle's `text_prefix` is prepended before encoding.
 - `bundle.json`     metadata, validated by `BundleMeta` below.
 - `MODEL_CARD.md`   intended use, limitations, metrics.

@@ -19,6 +19,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from serving.engine.bundle import Bundle, load_bundle
+from serving.engine.packing import PACKED_INPUTS, packed_feeds, plan_packs
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class Predictor:
             str(model_path or bundle.model_path), options, providers=["CPUExecutionProvider"]
         )
         self._input_names = {i.name for i in self.session.get_inputs()}
+        # Bundles exported with `packed = true` take packed batches (serving/engine/packing.py);
+        # older ones and `packed = false` take padded ones.
+        self.packed = set(PACKED_INPUTS) <= self._input_names
 
     @classmethod
     def from_path(cls, path: str | Path, **kwargs) -> Predictor:
@@ -98,7 +102,11 @@ class Predictor:
         return [Encoded(ids=list(e.ids), truncated=bool(e.overflowing)) for e in encodings]
 
     def logits(self, encoded: Sequence[Encoded]) -> np.ndarray:
-        """Raw logits for one batch, padded to its longest row."""
+        """Raw logits for one batch: packed where the model takes it, else padded to its longest row."""
+        if self.packed:
+            rows = [e.ids for e in encoded]
+            (out,) = self.session.run(["logits"], packed_feeds(rows, plan_packs([len(r) for r in rows]), self.pad_id))
+            return np.asarray(out, dtype=np.float32)
         width = max(len(e.ids) for e in encoded)
         input_ids = np.full((len(encoded), width), self.pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(encoded), width), dtype=np.int64)

@@ -125,6 +125,33 @@ def test_plan_batches_sorts_and_weighs_padding_against_calls():
     assert plan_batches([], max_batch=8, overhead=16) == []
 
 
+def test_a_packed_model_keeps_a_few_mixed_comments_in_one_call_but_cuts_a_long_mixed_pool():
+    few = [6, 8, 9, 40]
+    assert len(plan_batches(few, max_batch=32, overhead=32)) == 2  # padded: 9 -> 40 costs too much
+    assert plan_batches(few, max_batch=32, overhead=32, span=300) == [[0, 1, 2, 3]]  # packed: one row
+    pool = [8, 96] * 16  # short and long: the long ones alike, packing them would only add attention
+    assert sorted(map(len, plan_batches(pool, max_batch=32, overhead=32, span=300))) == [16, 16]
+
+    predictor = FakePredictor()
+    predictor.packed = True
+    predictor.gate.clear()
+    batcher = started(predictor, max_batch_size=8, max_wait_ms=0, pool_batches=4, batch_overhead=32)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.score([Item("x")]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(batcher.score([Item("y" * n)])) for n in few]
+        await asyncio.sleep(0.05)
+        predictor.gate.set()
+        await asyncio.gather(first, *rest)
+
+    try:
+        run(main())
+    finally:
+        batcher.stop()
+    assert predictor.batches == [[1], [6, 8, 9, 40]]
+
+
 def test_tokenizing_and_language_detection_run_beside_the_model():
     """Model threads only run the model: while one is busy, new requests are tokenized and their
     language detected on the preparation thread."""
