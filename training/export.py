@@ -69,6 +69,8 @@ class PackedTagger(torch.nn.Module):
         self, input_ids: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor, pool: torch.Tensor
     ) -> torch.Tensor:
         allowed = (segments.unsqueeze(2) == segments.unsqueeze(1)).unsqueeze(1)  # [packs, 1, width, width]
+        # Additive, not boolean: a boolean mask exports with a NaN guard over every attention matrix.
+        allowed = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, torch.finfo(torch.float32).min)
         states = self.tagger.encoder(
             input_ids=input_ids,
             attention_mask=allowed,
