@@ -41,15 +41,14 @@ def test_concurrent_requests_share_batches_and_keep_their_order():
     assert max(sizes) == 8 and len(sizes) <= 4  # merged, never above the max batch
 
 
-def test_a_backlog_is_sorted_by_token_length():
-    predictor = FakePredictor()
-    predictor.gate.clear()  # hold the first batch so that the rest queues up
-    batcher = started(predictor, max_batch_size=4, max_wait_ms=0, pool_batches=4, batch_overhead=10_000)
+def run_backlog(predictor: FakePredictor, lengths: list[int], **kwargs) -> None:
+    """Hold a first one-comment batch in the model so that comments of `lengths` queue up behind it."""
+    predictor.gate.clear()
+    batcher = started(predictor, max_wait_ms=0, pool_batches=4, **kwargs)
 
     async def main():
         first = asyncio.ensure_future(batcher.score([Item("x")]))
         await asyncio.sleep(0.05)
-        lengths = [9, 1, 7, 3, 8, 2, 6, 4]
         rest = [asyncio.ensure_future(batcher.score([Item("y" * n)])) for n in lengths]
         await asyncio.sleep(0.05)
         predictor.gate.set()
@@ -59,6 +58,11 @@ def test_a_backlog_is_sorted_by_token_length():
         run(main())
     finally:
         batcher.stop()
+
+
+def test_a_backlog_is_sorted_by_token_length():
+    predictor = FakePredictor()
+    run_backlog(predictor, [9, 1, 7, 3, 8, 2, 6, 4], max_batch_size=4, batch_overhead=10_000)
     assert predictor.batches == [[1], [1, 2, 3, 4], [6, 7, 8, 9]]
 
 
@@ -134,21 +138,7 @@ def test_a_packed_model_keeps_a_few_mixed_comments_in_one_call_but_cuts_a_long_m
 
     predictor = FakePredictor()
     predictor.packed = True
-    predictor.gate.clear()
-    batcher = started(predictor, max_batch_size=8, max_wait_ms=0, pool_batches=4, batch_overhead=32)
-
-    async def main():
-        first = asyncio.ensure_future(batcher.score([Item("x")]))
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(batcher.score([Item("y" * n)])) for n in few]
-        await asyncio.sleep(0.05)
-        predictor.gate.set()
-        await asyncio.gather(first, *rest)
-
-    try:
-        run(main())
-    finally:
-        batcher.stop()
+    run_backlog(predictor, few, max_batch_size=8, batch_overhead=32)
     assert predictor.batches == [[1], [6, 8, 9, 40]]
 
 
