@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from serving.engine.packing import ATTENTION_SPAN, packed_feeds, plan_packs  # noqa: E402
-from serving.engine.predictor import Predictor  # noqa: E402
+from serving.engine.packing import ATTENTION_SPAN, plan_packs  # noqa: E402
+from serving.engine.predictor import Encoded, Predictor  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,8 @@ def main() -> None:
         sys.exit(f"{args.bundle} takes padded batches only: export it with packed = true")
     with args.texts.open(encoding="utf-8") as handle:
         texts = [json.loads(line)["text"] for line, _ in zip(handle, range(args.n), strict=False)]
-    rows = [e.ids for e in predictor.encode(texts)]
+    encoded = predictor.encode(texts)
+    rows = [e.ids for e in encoded]
     rng = np.random.default_rng(0)
     order = rng.permutation(len(rows)).tolist()
     by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]))
@@ -53,11 +54,11 @@ def main() -> None:
     print(f"{len(rows)} comments from {args.texts.name}; bundle {args.bundle}; one onnxruntime thread")
     print(f"{'batches':24}{'padded tokens':>15}{'one per row':>14}" + "".join(f"{f'span {s:.0f}':>12}" for s in spans))
     for name, batches in shapes.items():
-        groups = [[rows[i] for i in batch] for batch in batches]
-        padded_share = 1 - sum(map(len, rows)) / sum(len(g) * max(map(len, g)) for g in groups)
+        groups = [[encoded[i] for i in batch] for batch in batches]
+        padded_share = 1 - sum(map(len, rows)) / sum(len(batch) * max(len(rows[i]) for i in batch) for batch in batches)
         cells = [rate(predictor, groups, lambda g: [[i] for i in range(len(g))])]
         for span in spans:
-            cells.append(rate(predictor, groups, lambda g, span=span: plan_packs([len(r) for r in g], span)))
+            cells.append(rate(predictor, groups, lambda g, span=span: plan_packs([len(e.ids) for e in g], span)))
         print(
             f"{name:24}{padded_share:>14.0%} "
             + "".join(f"{c:>12.1f}" for c in [cells[0]])
@@ -66,13 +67,13 @@ def main() -> None:
     print(f"texts/s; the planner's span today: {ATTENTION_SPAN:.0f}")
 
 
-def rate(predictor: Predictor, groups: list[list[list[int]]], layout) -> float:
+def rate(predictor: Predictor, groups: list[list[Encoded]], layout) -> float:
     plans = [layout(g) for g in groups]
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()
         for group, packs in zip(groups, plans, strict=True):
-            predictor.session.run(["logits"], packed_feeds(group, packs, predictor.pad_id))
+            predictor.logits(group, packs)
         best = max(best, sum(map(len, groups)) / (time.perf_counter() - started))
     return best
 

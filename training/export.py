@@ -30,7 +30,7 @@ import torch
 
 from serving.engine.bundle import FORMAT_VERSION, Bundle, BundleMeta, write_bundle_meta
 from serving.engine.packing import PACKED_INPUTS, packed_feeds
-from serving.engine.predictor import Predictor, load_tokenizer, pad_id_of
+from serving.engine.predictor import Predictor, load_tokenizer, pad_id_of, sigmoid
 from training.config import TrainConfig
 from training.data import Row
 from training.metrics import multilabel_metrics
@@ -133,9 +133,7 @@ def parity_check(model: Tagger, predictor: Predictor, tolerance: float) -> dict:
         shape = f"{tuple(batch.input_ids.shape)}"
         results[shape] = float(np.abs(expected - got).max())
         if predictor.packed:  # every comment in one row: attention must stay inside each
-            feeds = packed_feeds([e.ids for e in encoded], [list(range(len(encoded)))], predictor.pad_id)
-            (packed,) = predictor.session.run(["logits"], feeds)
-            got = 1.0 / (1.0 + np.exp(-packed / predictor.temperatures))
+            got = sigmoid(predictor.logits(encoded, packs=[list(range(len(encoded)))]) / predictor.temperatures)
             results[f"{shape} in one pack"] = float(np.abs(expected - got).max())
     worst = max(results.values())
     if worst > tolerance:

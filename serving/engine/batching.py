@@ -16,8 +16,8 @@ calls on every thread). It sorts the pool by token length and cuts it where padd
 more than starting another batch (`plan_batches`; for a packed model, which puts short comments
 in shared rows instead of padding them, where packing would not save it). Batches run shortest
 first and a request is answered as soon as the batches holding its comments are done. While model
-threads run batches (onnxruntime releases the GIL), the next requests are being tokenized. The event loop only
-enqueues and awaits a future.
+threads run batches (onnxruntime releases the GIL), the next requests are being tokenized. The
+event loop only enqueues and awaits a future.
 
 Several model threads share one onnxruntime session (its `run` is thread-safe), each call on
 `BELONG_INTRA_OP_THREADS` onnxruntime threads: on a small CPU, one single-threaded call per core beats one call

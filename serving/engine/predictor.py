@@ -101,21 +101,22 @@ class Predictor:
         encodings = self.tokenizer.encode_batch([self.text_prefix + t for t in texts])
         return [Encoded(ids=list(e.ids), truncated=bool(e.overflowing)) for e in encodings]
 
-    def logits(self, encoded: Sequence[Encoded]) -> np.ndarray:
-        """Raw logits for one batch: packed where the model takes it, else padded to its longest row."""
+    def logits(self, encoded: Sequence[Encoded], packs: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+        """Raw logits for one batch: packed where the model takes it (as `plan_packs` plans, or as
+        the given `packs` of indices), else padded to its longest row."""
+        rows = [e.ids for e in encoded]
         if self.packed:
-            rows = [e.ids for e in encoded]
-            (out,) = self.session.run(["logits"], packed_feeds(rows, plan_packs([len(r) for r in rows]), self.pad_id))
-            return np.asarray(out, dtype=np.float32)
-        width = max(len(e.ids) for e in encoded)
-        input_ids = np.full((len(encoded), width), self.pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(encoded), width), dtype=np.int64)
-        for row, e in enumerate(encoded):
-            input_ids[row, : len(e.ids)] = e.ids
-            attention_mask[row, : len(e.ids)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.zeros_like(input_ids)
+            feeds = packed_feeds(rows, plan_packs([len(r) for r in rows]) if packs is None else packs, self.pad_id)
+        else:
+            width = max(len(r) for r in rows)
+            input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+            for index, r in enumerate(rows):
+                input_ids[index, : len(r)] = r
+                attention_mask[index, : len(r)] = 1
+            feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if "token_type_ids" in self._input_names:
+                feeds["token_type_ids"] = np.zeros_like(input_ids)
         (out,) = self.session.run(["logits"], feeds)
         return np.asarray(out, dtype=np.float32)
 
