@@ -245,6 +245,7 @@ def evaluate(
             if "crossfit" in report:
                 typer.echo(
                     f"{name}: cross-fitted macro-F1 {report['crossfit']['macro_f1']:.3f} "
+                    f"(95% bootstrap interval {report['crossfit']['macro_f1_interval']}) "
                     + json.dumps(
                         {
                             t: {k: m[k] for k in ("precision", "recall", "f1")}

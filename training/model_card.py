@@ -273,7 +273,7 @@ def write_model_card(
         if crossfit:
             lines += [
                 f"Cross-fitted on this set (thresholds picked on one half, measured on the other): macro-F1 "
-                f"**{crossfit['macro_f1']:.3f}**; "
+                f"**{crossfit['macro_f1']:.3f}**{_interval(crossfit)}; "
                 + "; ".join(
                     f"{t} P {_num(m['precision'])} R {_num(m['recall'])} F1 {_num(m['f1'])}"
                     for t, m in crossfit["tags"].items()
@@ -285,3 +285,10 @@ def write_model_card(
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _interval(crossfit: dict) -> str:
+    interval = crossfit.get("macro_f1_interval")
+    if not interval:
+        return ""
+    return f" (95% bootstrap interval over its comments {interval[0]:.3f}-{interval[1]:.3f})"

@@ -315,7 +315,8 @@ def card_stage(work: Path, out: Path, eval_data: Sequence[Path] = ()) -> dict:
             report["crossfit"] = crossfit_report(y, probs, meta.labels, [r.id for r in rows])
             console.print(
                 f"{title}: cross-fitted (thresholds picked on one half, measured on the other): "
-                f"macro-F1 {report['crossfit']['macro_f1']:.3f}"
+                f"macro-F1 {report['crossfit']['macro_f1']:.3f}, 95% bootstrap interval "
+                f"{report['crossfit']['macro_f1_interval']}"
             )
         if any(r.kind and r.source == "challenge" for r in rows):
             challenge = challenge_report(rows, probs, meta.labels, [meta.thresholds[t] for t in meta.labels])

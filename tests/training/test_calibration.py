@@ -65,3 +65,33 @@ def test_mean_f1_threshold_weighs_each_set_the_same_however_large():
     # nothing to find, drops out, and the big set decides alone again.
     unknown = np.r_[big_y, [-1] * 5, np.zeros(20)]
     assert best_mean_f1_threshold(unknown, p, groups) < 0.61
+
+
+def test_decisions_macro_f1_counts_as_the_card_does():
+    from training.metrics import decisions_macro_f1, multilabel_metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=(300, 3))
+    y[rng.random((300, 3)) < 0.2] = -1  # partial labels
+    y[:, 2] = np.where(y[:, 2] == 1, 0, y[:, 2])  # a tag with nothing to find: left out of the mean
+    decided = rng.random((300, 3)) < 0.4
+    card = multilabel_metrics(y, decided.astype(float), ["a", "b", "c"], [0.5, 0.5, 0.5])
+    assert decisions_macro_f1(y, decided) == pytest.approx(card["macro_f1"], abs=1e-4)
+
+
+def test_bootstrap_interval_holds_the_figure_and_narrows_with_more_comments():
+    from training.metrics import bootstrap_interval, decisions_macro_f1
+
+    rng = np.random.default_rng(4)
+
+    def interval(n):
+        y = rng.integers(0, 2, size=(n, 1))
+        decided = np.where(rng.random((n, 1)) < 0.8, y == 1, y == 0)  # right 80% of the time
+        figure = decisions_macro_f1(y, decided)
+        low, high = bootstrap_interval(lambda rows: decisions_macro_f1(y[rows], decided[rows]), n)
+        assert low < figure < high
+        return high - low
+
+    small, large = interval(100), interval(1600)
+    assert large < small / 2  # about 1/sqrt(16) as wide: sampling noise, not a fixed margin
+    assert 0.02 < large < 0.1

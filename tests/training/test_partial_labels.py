@@ -260,6 +260,8 @@ def test_crossfit_picks_thresholds_on_the_other_half():
     tag = report["tags"]["hostile"]
     assert len(tag["thresholds"]) == 2 and tag["n"] == 400
     assert 0.6 < tag["f1"] < 1.0  # informative scores, but not perfect
+    low, high = report["macro_f1_interval"]
+    assert low < report["macro_f1"] < high and high - low < 0.2
 
 
 def test_challenge_report_scores_hostile_decisions_per_case_and_language():
