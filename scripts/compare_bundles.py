@@ -3,13 +3,18 @@ bundle's thresholds, on exactly the same rows.
 
 Usage:
     .venv/bin/python scripts/compare_bundles.py models/default models/mine [--whole real_v8.jsonl]
-        [--annotations data/annotations] [--corpora ../shared/data]
+        [--eval ../shared/data/rednote_dev.jsonl] [--annotations data/annotations] [--corpora ../shared/data]
 
 Per round (`data/annotations/real_v*.jsonl`, text joined from the corpora folder) it scores the
 round's test split, or every row with `--whole FILE` (a round no recipe trains on), and prints
 macro-F1 at the bundle's thresholds, the mean PR-AUC over the tags with at least 5 positives, and
 hostile's PR-AUC. Builds of one recipe differ mostly in their thresholds: compare recipes on the
 PR-AUC columns, over several builds.
+
+Then, per tag, the PR-AUC of all those rows pooled (plus `--eval FILE` sets, e.g. rednote_dev) and
+each later bundle's difference from the first with a 95% paired bootstrap interval (the same
+resampled comments for both bundles): an interval that holds 0 means these rows do not tell the two
+apart.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from belonging import Tagger  # noqa: E402
 from training.config import LABELS  # noqa: E402
-from training.data import Row  # noqa: E402
+from training.data import Row, load_rows  # noqa: E402
 from training.metrics import multilabel_metrics  # noqa: E402
 from training.sources import read_annotations  # noqa: E402
 
@@ -53,18 +58,68 @@ def round_figures(rows: list[Row], scores: list[dict[str, float]], thresholds: d
     }
 
 
-def compare(bundles: list[Path], rounds: dict[str, list[Row]]) -> dict[str, dict[str, dict[str, float]]]:
-    """{bundle: {round: figures}}, each bundle scoring every round's rows once."""
+def score_all(bundles: list[Path], texts: list[str]) -> dict[str, tuple[list[dict[str, float]], dict[str, float]]]:
+    """{bundle: (scores of every text, thresholds)}: each bundle scores the same texts once."""
     out = {}
-    texts = [row.text for rows in rounds.values() for row in rows]
     for bundle in bundles:
         tagger = Tagger.load(bundle)
-        scored = iter([s.scores for s in tagger.score(texts)])
-        thresholds = tagger.thresholds
-        out[str(bundle)] = {
-            name: round_figures(rows, [next(scored) for _ in rows], thresholds) for name, rows in rounds.items()
+        out[str(bundle)] = ([s.scores for s in tagger.score(texts)], tagger.thresholds)
+    return out
+
+
+def compare(scored: dict, rounds: dict[str, list[Row]]) -> dict[str, dict[str, dict[str, float]]]:
+    """{bundle: {round: figures}} from `score_all` over the rounds' rows, in order."""
+    out = {}
+    for bundle, (scores, thresholds) in scored.items():
+        rest = iter(scores)
+        out[bundle] = {
+            name: round_figures(rows, [next(rest) for _ in rows], thresholds) for name, rows in rounds.items()
         }
     return out
+
+
+def pr_auc_gain(truth: np.ndarray, first: np.ndarray, second: np.ndarray):
+    """rows -> PR-AUC of `second` minus that of `first` on those rows (0 where a class is missing)."""
+    from sklearn.metrics import average_precision_score
+
+    def gain(rows: np.ndarray) -> float:
+        if not 0 < truth[rows].sum() < len(rows):
+            return 0.0
+        return float(
+            average_precision_score(truth[rows], second[rows]) - average_precision_score(truth[rows], first[rows])
+        )
+
+    return gain
+
+
+def paired(scored: dict, pools: dict[str, list[Row]], resamples: int = 1000) -> list[str]:
+    """Per pool and tag: pooled PR-AUC of the first bundle, and each other bundle's difference from it
+    with a 95% paired bootstrap interval over the pool's comments."""
+    from sklearn.metrics import average_precision_score
+
+    from training.metrics import bootstrap_interval
+
+    names = list(scored)
+    lines = ["\npooled PR-AUC, and the difference from the first bundle [95% paired bootstrap interval]"]
+    start = 0
+    for pool, rows in pools.items():
+        y = np.array([row.label_vector(LABELS) for row in rows])
+        probs = {b: np.array([[s[t] for t in LABELS] for s in scored[b][0][start : start + len(rows)]]) for b in names}
+        start += len(rows)
+        for t, tag in enumerate(LABELS):
+            known = y[:, t] >= 0
+            truth = y[known, t]
+            if truth.sum() < MIN_POSITIVES:
+                continue
+            first = probs[names[0]][known, t]
+            cells = [f"{average_precision_score(truth, first):.3f}"]
+            for other in names[1:]:
+                second = probs[other][known, t]
+                gain = pr_auc_gain(truth, first, second)
+                low, high = bootstrap_interval(gain, len(truth), resamples=resamples)
+                cells.append(f"{gain(np.arange(len(truth))):+.3f} [{low:+.3f}, {high:+.3f}]")
+            lines.append(f"{pool:24s}{tag:10s}{int(truth.sum()):5d} positives  " + "  ".join(cells))
+    return lines
 
 
 def render(results: dict[str, dict[str, dict[str, float]]], rounds: dict[str, list[Row]]) -> str:
@@ -87,11 +142,21 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--annotations", type=Path, default=Path("data/annotations"))
     parser.add_argument("--corpora", type=Path, default=Path("../shared/data"))
     parser.add_argument("--whole", action="append", default=[], help="a round file scored whole (never trained on)")
+    parser.add_argument("--eval", action="append", default=[], type=Path, help="a labelled file, pooled on its own")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the paired intervals")
     args = parser.parse_args(argv)
     if not args.corpora.is_dir():
         parser.error(f"{args.corpora}: no corpora folder (the rounds' text comes from it); pass --corpora DIR")
+    for path in args.eval:
+        if not path.is_file():
+            parser.error(f"{path}: no such labelled file")
     rounds = load_rounds(args.annotations, args.corpora, set(args.whole))
-    text = render(compare(args.bundles, rounds), rounds)
+    pools = {"rounds (pooled)": [row for rows in rounds.values() for row in rows]}
+    pools |= {path.name: load_rows([path], strict=True).rows for path in args.eval}
+    scored = score_all(args.bundles, [row.text for rows in pools.values() for row in rows])
+    text = render(compare(scored, rounds), rounds)
+    if len(args.bundles) > 1:
+        text += "\n" + "\n".join(paired(scored, pools, args.resamples))
     print(text)
     return text
 
