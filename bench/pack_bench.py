@@ -59,11 +59,7 @@ def main() -> None:
         cells = [rate(predictor, groups, lambda g: [[i] for i in range(len(g))])]
         for span in spans:
             cells.append(rate(predictor, groups, lambda g, span=span: plan_packs([len(e.ids) for e in g], span)))
-        print(
-            f"{name:24}{padded_share:>14.0%} "
-            + "".join(f"{c:>12.1f}" for c in [cells[0]])
-            + "".join(f"{c:>12.1f}" for c in cells[1:])
-        )
+        print(f"{name:24}{padded_share:>14.0%} " + "".join(f"{c:>12.1f}" for c in cells))
     print(f"texts/s; the planner's span today: {ATTENTION_SPAN:.0f}")
 
 

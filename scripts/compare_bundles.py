@@ -24,12 +24,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import average_precision_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from belonging import Tagger  # noqa: E402
 from training.config import LABELS  # noqa: E402
 from training.data import Row, load_rows  # noqa: E402
-from training.metrics import multilabel_metrics  # noqa: E402
+from training.metrics import bootstrap_interval, multilabel_metrics  # noqa: E402
 from training.sources import read_annotations  # noqa: E402
 
 MIN_POSITIVES = 5  # below this a tag's PR-AUC is one or two comments' luck
@@ -80,7 +81,6 @@ def compare(scored: dict, rounds: dict[str, list[Row]]) -> dict[str, dict[str, d
 
 def pr_auc_gain(truth: np.ndarray, first: np.ndarray, second: np.ndarray):
     """rows -> PR-AUC of `second` minus that of `first` on those rows (0 where a class is missing)."""
-    from sklearn.metrics import average_precision_score
 
     def gain(rows: np.ndarray) -> float:
         if not 0 < truth[rows].sum() < len(rows):
@@ -95,9 +95,6 @@ def pr_auc_gain(truth: np.ndarray, first: np.ndarray, second: np.ndarray):
 def paired(scored: dict, pools: dict[str, list[Row]], resamples: int = 1000) -> list[str]:
     """Per pool and tag: pooled PR-AUC of the first bundle, and each other bundle's difference from it
     with a 95% paired bootstrap interval over the pool's comments."""
-    from sklearn.metrics import average_precision_score
-
-    from training.metrics import bootstrap_interval
 
     names = list(scored)
     lines = ["\npooled PR-AUC, and the difference from the first bundle [95% paired bootstrap interval]"]
