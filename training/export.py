@@ -292,7 +292,14 @@ def build_served(
     """
     import onnx
 
-    from training.quantize import embed_4bit, normalize_rows, quantize_matmuls, sensitivity, weight_matmuls
+    from training.quantize import (
+        embed_4bit,
+        fix_row_scales,
+        normalize_rows,
+        quantize_matmuls,
+        sensitivity,
+        weight_matmuls,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     fp32_meta = BundleMeta.model_validate({**meta, "model_file": fp32_path.name})
@@ -334,6 +341,7 @@ def build_served(
         normalize_rows(candidate, only=[name for name in order[:per_token] if name not in kept_fp32])
         quantize_matmuls(candidate, out / SERVED_FILE, exclude=kept_fp32)
         quantized = onnx.load(str(out / SERVED_FILE))
+        fixed_ranges = fix_row_scales(quantized) if config.int8_fixed_ranges else 0
         embedding_error = embed_4bit(quantized)
         onnx.save(quantized, str(out / SERVED_FILE))
         p_served = Predictor(Bundle(out, served_meta)).probabilities(texts)
@@ -381,6 +389,7 @@ def build_served(
         },
         "matmuls_int8": len(order) - len(kept_fp32),
         "per_token_matmuls": [name for name in order[:per_token] if name not in kept_fp32],
+        "fixed_range_inputs": fixed_ranges,  # one int8 range, [-1, 1]: scores independent of the batch
         "fp32_matmuls": kept_fp32,
         "embedding": "q4_0 blocks of 32" if embedding_error is not None else "fp32",
         "embedding_max_abs_error": embedding_error,

@@ -215,7 +215,8 @@ def _size_section(metrics: dict) -> list[str]:
     if int8:
         lines.append(
             f"- int8: {int8.get('matmuls_int8')} weight MatMuls int8 ({len(int8.get('per_token_matmuls', []))} "
-            f"with per-token activation scales; {len(int8.get('fp32_matmuls', []))} most sensitive kept fp32"
+            f"with per-token activation scales{', in one fixed range' if int8.get('fixed_range_inputs') else ''}; "
+            f"{len(int8.get('fp32_matmuls', []))} most sensitive kept fp32"
             f"{': ' + ', '.join(int8['fp32_matmuls']) if int8.get('fp32_matmuls') else ''}), "
             f"word embeddings {int8.get('embedding')} (max change "
             f"{int8.get('embedding_max_abs_error')}); dev macro-F1 fp32 {int8['dev_macro_f1_fp32']:.4f} -> served "

@@ -6,20 +6,28 @@ import dataclasses
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from serving.engine.bundle import Bundle, load_bundle
 from serving.engine.predictor import Predictor
 from training.config import TrainConfig
 from training.export import int8_check
-from training.quantize import embed_4bit, normalize_rows, q4_blocks, quantize_matmuls, weight_matmuls
+from training.quantize import (
+    embed_4bit,
+    fix_row_scales,
+    normalize_rows,
+    q4_blocks,
+    quantize_matmuls,
+    weight_matmuls,
+)
 
 TEXTS = ["Welcome!! where are you from?", "滚回去", "ok", "a much longer comment " * 10]
 
 
-def test_served_model_has_no_fp32_weight_matmul_and_fp32_stays_out_of_the_bundle(tiny_bundle):
+def test_served_model_has_no_fp32_encoder_matmul_and_fp32_stays_out_of_the_bundle(tiny_bundle):
     model = onnx.load(str(tiny_bundle / "model.onnx"))
-    assert weight_matmuls(model) == {}
+    assert list(weight_matmuls(model)) == ["/head/Gemm_MatMul"]  # only the classifier head (hidden x 3) stays fp32
     ops = {n.op_type for n in model.graph.node}
     assert "GatherBlockQuantized" in ops and ("MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops)
     assert not (tiny_bundle / "model.fp32.onnx").exists()
@@ -95,6 +103,31 @@ def test_per_token_scales_fix_a_massive_activation_on_one_token(tmp_path):
     assert errors["per_token"] < 0.1 and 10 * errors["per_token"] < errors["per_tensor"], errors
 
 
+def test_fixed_row_scales_make_a_comment_s_output_independent_of_its_batch(tmp_path):
+    """Dynamic int8 takes one range per call: a one-sided comment scored next to one whose rows reach
+    -1 gets coarser levels. With the fixed scale its outputs are the same alone and in company."""
+    rng = np.random.default_rng(1)
+    weights = rng.normal(0, 0.2, (64, 32)).astype(np.float32)
+    one_sided = (np.abs(rng.normal(0, 1, (1, 6, 64))) - 0.3).astype(np.float32)
+    other_side = -np.abs(rng.normal(0, 1, (1, 6, 64))).astype(np.float32)
+    together = np.concatenate([one_sided, other_side])
+    expected = _run(_two_matmuls(weights), one_sided)[0]
+    outputs = {}
+    for fixed in (False, True):
+        model = _two_matmuls(weights)
+        normalize_rows(model)
+        quantize_matmuls(model, tmp_path / "model.onnx")
+        quantized = onnx.load(str(tmp_path / "model.onnx"))
+        if fixed:
+            assert fix_row_scales(quantized) == 1  # the one input both MatMuls share
+        outputs[fixed] = (_run(quantized, one_sided)[0], _run(quantized, together)[0][:1])
+    dynamic_alone, dynamic_in_company = outputs[False]
+    assert np.abs(dynamic_alone - dynamic_in_company).max() > 1e-3  # the batch dependence, shown
+    fixed_alone, fixed_in_company = outputs[True]
+    np.testing.assert_array_equal(fixed_alone, fixed_in_company)
+    assert np.abs(fixed_alone - expected).max() < 0.1  # and still the fp32 product, within int8 error
+
+
 def test_only_the_named_matmuls_get_per_token_scales():
     model = _two_matmuls(np.ones((8, 4), np.float32))
     assert normalize_rows(model, only=["second"]) == 1
@@ -102,15 +135,20 @@ def test_only_the_named_matmuls_get_per_token_scales():
     assert rescaled == ["second/Rescale"]
 
 
-def test_per_token_model_tracks_fp32_on_the_tiny_encoder(tiny_bundle, tmp_path):
+@pytest.mark.parametrize("fixed_ranges", [False, True])
+def test_per_token_model_tracks_fp32_on_the_tiny_encoder(tiny_bundle, tmp_path, fixed_ranges):
     work = tiny_bundle.parent.parent / "work"
     meta = load_bundle(tiny_bundle).meta
     fp32 = Predictor(Bundle(work, meta), model_path=work / "model.fp32.onnx")
     expected = fp32.logits(fp32.encode(TEXTS))
     model = onnx.load(str(work / "model.fp32.onnx"))
     assert normalize_rows(model) == len(weight_matmuls(model))
+    inputs = {a for a, _ in weight_matmuls(model).values()}
     quantize_matmuls(model, tmp_path / "model.onnx")
     quantized = onnx.load(str(tmp_path / "model.onnx"))
+    if fixed_ranges:
+        assert fix_row_scales(quantized) == len(inputs)
+        assert not [n for n in quantized.graph.node if n.op_type == "DynamicQuantizeLinear"]
     assert embed_4bit(quantized) is not None
     onnx.save(quantized, str(tmp_path / "model.onnx"))
     served = Predictor(Bundle(work, meta), model_path=tmp_path / "model.onnx")
