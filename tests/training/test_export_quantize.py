@@ -25,9 +25,9 @@ from training.quantize import (
 TEXTS = ["Welcome!! where are you from?", "滚回去", "ok", "a much longer comment " * 10]
 
 
-def test_served_model_has_no_fp32_encoder_matmul_and_fp32_stays_out_of_the_bundle(tiny_bundle):
+def test_served_model_has_no_fp32_weight_matmul_and_fp32_stays_out_of_the_bundle(tiny_bundle):
     model = onnx.load(str(tiny_bundle / "model.onnx"))
-    assert list(weight_matmuls(model)) == ["/head/Gemm_MatMul"]  # only the classifier head (hidden x 3) stays fp32
+    assert weight_matmuls(model) == {}
     ops = {n.op_type for n in model.graph.node}
     assert "GatherBlockQuantized" in ops and ("MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops)
     assert not (tiny_bundle / "model.fp32.onnx").exists()
@@ -148,7 +148,8 @@ def test_per_token_model_tracks_fp32_on_the_tiny_encoder(tiny_bundle, tmp_path, 
     quantized = onnx.load(str(tmp_path / "model.onnx"))
     if fixed_ranges:
         assert fix_row_scales(quantized) == len(inputs)
-        assert not [n for n in quantized.graph.node if n.op_type == "DynamicQuantizeLinear"]
+        left = [n.input[0] for n in quantized.graph.node if n.op_type == "DynamicQuantizeLinear"]
+        assert len(left) == 1 and left[0] not in inputs  # only the classifier head's pooled input
     assert embed_4bit(quantized) is not None
     onnx.save(quantized, str(tmp_path / "model.onnx"))
     served = Predictor(Bundle(work, meta), model_path=tmp_path / "model.onnx")
