@@ -4,7 +4,8 @@ Usage:
     model = onnx.load(fp32_path)
     normalize_rows(model, only=sensitivity(model, feeds)[:k])  # per-token activation scales (None: all)
     quantize_matmuls(model, out_path)                          # dynamic int8, weights per channel
-    quantized = onnx.load(out_path); fix_row_scales(quantized) # one fixed int8 range: batch-independent
+    quantized = onnx.load(out_path)
+    fix_row_scales(quantized)                                  # with int8_fixed_ranges: batch-independent
     embed_4bit(quantized)                                      # Q4_0 block embeddings
 
 Why these tools. onnxruntime.quantization's `quantize_dynamic` (already our runtime's package; no
@@ -70,9 +71,9 @@ def quantize_matmuls(model: Any, target: Path, exclude: Sequence[str] = ()) -> N
             model,
             str(target),
             op_types_to_quantize=["MatMul"],
-            nodes_to_exclude=list(exclude),
             per_channel=True,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude),
         )
     finally:
         root.setLevel(level)
@@ -230,12 +231,21 @@ def fix_row_scales(model: Any) -> int:
     return len(replaced) // 2
 
 
-def _matmul_inputs(model: Any, feeds: Iterable[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
-    """The input of every weight MatMul on each feed, as rows (tokens) x features."""
+def sensitivity(model: Any, feeds: Iterable[dict[str, np.ndarray]], *, per_token: bool = False) -> list[str]:
+    """Weight MatMuls, most sensitive to one activation scale per tensor (per token with
+    `per_token`) first.
+
+    Measured, not guessed: each MatMul's input is captured on real comments (one comment per feed,
+    as a lone comment is served), quantized the way onnxruntime's dynamic int8 does it (uint8, one
+    scale and zero point per tensor; weights int8 per column) and multiplied in numpy; the score is
+    the relative squared error of the MatMul's output."""
     import onnx
     import onnxruntime as ort
+    from onnx import numpy_helper
 
-    inputs = sorted({a for a, _ in weight_matmuls(model).values()})
+    matmuls = weight_matmuls(model)
+    initializers = {i.name: i for i in model.graph.initializer}
+    inputs = sorted({a for a, _ in matmuls.values()})
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     del probe.graph.output[:]
@@ -248,22 +258,6 @@ def _matmul_inputs(model: Any, feeds: Iterable[dict[str, np.ndarray]]) -> dict[s
     for feed in feeds:
         for name, value in zip(inputs, session.run(inputs, feed), strict=True):
             captured[name].append(value.reshape(-1, value.shape[-1]))
-    return captured
-
-
-def sensitivity(model: Any, feeds: Iterable[dict[str, np.ndarray]], *, per_token: bool = False) -> list[str]:
-    """Weight MatMuls, most sensitive to one activation scale per tensor (per token with
-    `per_token`) first.
-
-    Measured, not guessed: each MatMul's input is captured on real comments (one comment per feed,
-    as a lone comment is served), quantized the way onnxruntime's dynamic int8 does it (uint8, one
-    scale and zero point per tensor; weights int8 per column) and multiplied in numpy; the score is
-    the relative squared error of the MatMul's output."""
-    from onnx import numpy_helper
-
-    matmuls = weight_matmuls(model)
-    initializers = {i.name: i for i in model.graph.initializer}
-    captured = _matmul_inputs(model, feeds)
 
     def per_tensor(x: np.ndarray) -> np.ndarray:
         low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
