@@ -101,3 +101,32 @@ def test_no_duplicates_and_nothing_copied_from_the_seeds(rows):
     # Minimal pairs share words by design, so only near-copies across different pairs count.
     close = [(i, j) for i, j, _ in near_duplicates(texts, threshold=0.9) if rows[i]["pair"] != rows[j]["pair"]]
     assert len(close) <= len(rows) // 100, [(texts[i], texts[j]) for i, j in close[:5]]
+
+
+COUNTERFACTUAL = ROOT / "data" / "counterfactual"
+
+
+@pytest.fixture(scope="module")
+def counterfactual() -> list[dict]:
+    files = sorted(COUNTERFACTUAL.glob("*.jsonl"))
+    assert files, f"no counterfactual files in {COUNTERFACTUAL}"
+    return [row for path in files for row in _load(path)]
+
+
+def test_counterfactual_training_pairs_are_minimal_pairs_in_every_language(counterfactual):
+    fields = FIELDS - {"split"}
+    assert not [r["id"] for r in counterfactual if set(r) != fields or r["hostile"] != int(r["case"] in HOSTILE)]
+    assert {r["lang"] for r in counterfactual} == LANGS
+    pairs: dict[str, list[dict]] = {}
+    for row in counterfactual:
+        pairs.setdefault(row["pair"], []).append(row)
+    assert not [p for p, members in pairs.items() if sorted(m["hostile"] for m in members) != [0, 1]]
+    assert len({r["id"] for r in counterfactual}) == len(counterfactual)
+
+
+def test_counterfactual_pairs_copy_no_challenge_row_and_no_seed(rows, counterfactual):
+    """They train the model; the challenge `test` half measures it, so no near-copy may cross over."""
+    reference = [r["text"] for r in rows] + [r["text"] for rs in load_seeds().values() for r in rs]
+    texts = reference + [r["text"] for r in counterfactual]
+    crossing = [(i, j) for i, j, _ in near_duplicates(texts, threshold=0.8) if i < len(reference) <= j]
+    assert not crossing, [(texts[i], texts[j]) for i, j in crossing[:5]]
