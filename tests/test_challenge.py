@@ -39,11 +39,15 @@ def _load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _load_folder(folder: Path) -> list[dict]:
+    files = sorted(folder.glob("*.jsonl"))
+    assert files, f"no files in {folder}"
+    return [row for path in files for row in _load(path)]
+
+
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    files = sorted(CHALLENGE.glob("*.jsonl"))
-    assert files, f"no challenge files in {CHALLENGE}"
-    return [row for path in files for row in _load(path)]
+    return _load_folder(CHALLENGE)
 
 
 def test_schema_and_labels(rows):
@@ -108,9 +112,7 @@ COUNTERFACTUAL = ROOT / "data" / "counterfactual"
 
 @pytest.fixture(scope="module")
 def counterfactual() -> list[dict]:
-    files = sorted(COUNTERFACTUAL.glob("*.jsonl"))
-    assert files, f"no counterfactual files in {COUNTERFACTUAL}"
-    return [row for path in files for row in _load(path)]
+    return _load_folder(COUNTERFACTUAL)
 
 
 def test_counterfactual_training_pairs_are_minimal_pairs_in_every_language(counterfactual):
